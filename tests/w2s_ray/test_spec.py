@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from w2s_ray.errors import UserError
+from w2s_ray.spec import load_spec, parse_spec
+from w2s_ray.study.plan import plan_jobs, resolve
+
+GOOD = {
+    "name": "t",
+    "datasets": ["rotten_tomatoes"],
+    "models": ["minilm-l3", "minilm-l6", "mpnet-base"],
+    "seeds": [0, 1],
+    "methods": ["xent", {"name": "logconf", "options": {"aux_max": 0.5}}],
+}
+
+
+def _bad(**changes: object) -> str:
+    data = {**GOOD, **changes}
+    with pytest.raises(UserError) as info:
+        resolve(parse_spec(data, "study.yaml"))
+    return str(info.value)
+
+
+def test_good_spec_plans_every_stage():
+    study = resolve(parse_spec(GOOD))
+    stages = plan_jobs(study)
+    assert len(stages["features"]) == 3
+    assert len(stages["ground_truth"]) == 3 * 2
+    assert len(stages["label"]) == 2 * 2  # l3 and l6 supervise someone
+    assert len(stages["student"]) == 3 * 2 * 2  # 3 pairs x 2 methods x 2 seeds
+    ids = [j.job_id for jobs in stages.values() for j in jobs]
+    assert len(ids) == len(set(ids))
+
+
+def _job_ids(data: dict) -> set[str]:
+    return {j.job_id for jobs in plan_jobs(resolve(parse_spec(data))).values() for j in jobs}
+
+
+def test_job_ids_are_stable_and_change_with_what_changes_results():
+    base = _job_ids(GOOD)
+    assert _job_ids(dict(GOOD)) == base
+    shared = base & _job_ids({**GOOD, "train": {"lr": 0.01}})
+    # the learning rate changes every trained job, but not the frozen features
+    assert shared and all(job_id.startswith("features-") for job_id in shared)
+
+
+def test_unknown_model_names_the_key_and_suggests():
+    message = _bad(models=["minilm-l3", "minilm-l7"])
+    assert "models[1]" in message and "did you mean 'minilm-l6'" in message
+
+
+def test_unknown_dataset():
+    assert "did you mean 'rotten_tomatoes'" in _bad(datasets=["roten_tomatoes"])
+
+
+def test_typo_in_a_key_suggests_the_right_key():
+    message = _bad(seed=[0])
+    assert "unknown key 'seed'" in message and "did you mean 'seeds'" in message
+
+
+def test_typo_in_a_nested_key():
+    assert "did you mean 'epochs'" in _bad(train={"epoch": 3})
+
+
+def test_wrong_type():
+    assert "train.lr" in _bad(train={"lr": "fast"})
+
+
+def test_empty_ladder_and_single_model():
+    assert "models" in _bad(models=[])
+    assert "models" in _bad(models=["minilm-l3"])
+
+
+def test_strong_not_bigger_than_weak():
+    message = _bad(pairs=[["mpnet-base", "minilm-l3"]])
+    assert "pairs[0]" in message and "not bigger" in message and "swap" in message
+
+
+def test_unknown_method_loss_and_option():
+    assert "did you mean 'logconf'" in _bad(methods=["logconff"])
+    assert "aux_max" in _bad(methods=[{"name": "logconf", "options": {"aux": 1}}])
+
+
+def test_negative_learning_rate_and_zero_epochs():
+    assert "train.lr" in _bad(train={"lr": -1})
+    assert "train.epochs" in _bad(train={"epochs": 0})
+
+
+def test_missing_name():
+    data = {k: v for k, v in GOOD.items() if k != "name"}
+    with pytest.raises(UserError, match="missing required key 'name'"):
+        parse_spec(data)
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path):
+    with pytest.raises(UserError, match="cannot read"):
+        load_spec(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_spec(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(UserError, match="mapping"):
+        load_spec(scalar)
+
+
+def test_quickstart_study_file_is_valid():
+    spec = load_spec(Path(__file__).parents[2] / "studies" / "quickstart.yaml")
+    study = resolve(spec)
+    assert len(study.pairs) == 3 and len(spec.seeds) == 3
+    assert yaml.safe_load(spec.to_yaml())["name"] == "quickstart"

@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from w2s_ray.errors import UserError
+from w2s_ray.train.losses import (
+    LogConfLoss,
+    ProductLoss,
+    XentLoss,
+    build_loss,
+    harden_to_balance,
+    soft_cross_entropy,
+    warmup_weight,
+)
+
+
+def test_xent_matches_hard_cross_entropy_on_one_hot_targets():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.25], [-3.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    targets = torch.nn.functional.one_hot(labels, 2).float()
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    assert XentLoss()(logits, targets, 0.3).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_warmup_ramps_linearly_then_stays():
+    weights = [warmup_weight(p, 0.5, 0.2) for p in (0.0, 0.05, 0.1, 0.2, 0.6, 1.0)]
+    assert weights == pytest.approx([0.0, 0.125, 0.25, 0.5, 0.5, 0.5])
+
+
+def test_warmup_is_not_a_step_function():
+    # The reference implementation jumps from 0 to the max; ours must pass through values between.
+    between = [warmup_weight(p / 100, 0.75, 0.2) for p in range(1, 20)]
+    assert all(0 < w < 0.75 for w in between)
+    assert between == sorted(between)
+
+
+def test_hardening_matches_weak_class_balance():
+    student = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.55, 0.52, 0.51, 0.4])
+    student_probs = torch.stack([1 - student, student], 1)
+    # Weak labels say 25% positive; the student says 87% positive at threshold 0.5.
+    weak_p1 = torch.tensor([0.9, 0.8, 0.2, 0.1, 0.3, 0.2, 0.1, 0.4])
+    weak = torch.stack([1 - weak_p1, weak_p1], 1)
+    hard = harden_to_balance(student_probs, weak)
+    assert hard[:, 1].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_hardening_all_negative_weak_batch_gives_all_negative():
+    student_probs = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
+    weak = torch.tensor([[0.9, 0.1], [0.8, 0.2]])
+    assert harden_to_balance(student_probs, weak)[:, 1].tolist() == [0, 0]
+
+
+def test_logconf_at_start_equals_xent_and_later_mixes_in_hardened_predictions():
+    torch.manual_seed(0)
+    logits = torch.randn(16, 2)
+    weak_p1 = torch.rand(16)
+    weak = torch.stack([1 - weak_p1, weak_p1], 1)
+    loss = LogConfLoss(aux_max=0.5, warmup_frac=0.2)
+    assert loss(logits, weak, 0.0).item() == pytest.approx(XentLoss()(logits, weak, 0.0).item())
+    hardened = harden_to_balance(torch.softmax(logits, -1), weak)
+    expected = soft_cross_entropy(logits, 0.5 * weak + 0.5 * hardened)
+    assert loss(logits, weak, 0.9).item() == pytest.approx(expected.item(), rel=1e-6)
+    half = soft_cross_entropy(logits, 0.75 * weak + 0.25 * hardened)
+    assert loss(logits, weak, 0.1).item() == pytest.approx(half.item(), rel=1e-6)
+
+
+def test_logconf_gradient_does_not_flow_through_hardened_targets():
+    logits = torch.tensor([[0.3, -0.2], [0.1, 0.4]], requires_grad=True)
+    weak = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    LogConfLoss(aux_max=1.0, warmup_frac=0.0)(logits, weak, 1.0).backward()
+    probs = torch.softmax(logits.detach(), -1)
+    target = harden_to_balance(probs, weak)
+    assert torch.allclose(logits.grad, (probs - target) / 2, atol=1e-6)
+
+
+def test_product_loss_targets_are_normalised_products():
+    logits = torch.tensor([[1.0, 0.0]])
+    weak = torch.tensor([[0.3, 0.7]])
+    student = torch.softmax(logits, -1)
+    product = weak * student
+    expected = soft_cross_entropy(logits, product / product.sum())
+    got = ProductLoss(alpha=1.0, beta_max=1.0, warmup_frac=0.0)(logits, weak, 0.5)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_build_loss_rejects_unknown_names_and_options():
+    with pytest.raises(UserError, match="did you mean 'logconf'"):
+        build_loss("logconff")
+    with pytest.raises(UserError, match="aux_max"):
+        build_loss("logconf", {"aux_maxx": 0.3})
+    assert build_loss("logconf", {"aux_max": 0.75}).aux_max == 0.75

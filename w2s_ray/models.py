@@ -1,0 +1,163 @@
+"""Model registry: one ModelCard per model, the single source of its size and compute.
+
+Effective compute is 6 · params · pretraining tokens (the usual dense-transformer estimate);
+every token count below names its source, and estimates say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from w2s_ray.errors import UserError
+from w2s_ray.registry import Registry
+
+Arch = Literal["encoder", "decoder"]
+Pooling = Literal["mean", "last"]
+
+# A full AdamW fine-tune in mixed precision holds ~16 bytes per parameter (weights, grads,
+# two moments, master copy) plus activations; 18 leaves headroom on an 80 GB device.
+BYTES_PER_PARAM_FINETUNE = 18
+DEVICE_MEMORY_BYTES = 75e9
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one fine-tune of this model asks the cluster for."""
+
+    cpus: int = 1
+    gpus: int = 0
+    memory_gb: float = 2.0
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    source: str  # hub id, "asset:<offline asset>", or a local directory
+    family: str
+    arch: Arch
+    params: int
+    pretrain_tokens: float
+    tokens_source: str
+    lr: float = 1e-5
+    batch_size: int = 32
+    pooling: Pooling = "mean"
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def effective_compute(self) -> float:
+        """Pretraining FLOPs, 6·N·D: the x-axis of every scaling plot."""
+        return 6.0 * self.params * self.pretrain_tokens
+
+    def resolve_path(self) -> str:
+        """What `from_pretrained` takes: a hub id or a folder (offline assets are fetched)."""
+        if self.source.startswith("asset:"):
+            from w2s_ray.assets import asset_dir
+
+            return str(asset_dir(self.source.removeprefix("asset:")))
+        return self.source
+
+
+def gpu_resources(params: int) -> Resources:
+    """Devices a full fine-tune needs, rounded up to a power of two for DDP/FSDP layouts."""
+    need = max(1, math.ceil(params * BYTES_PER_PARAM_FINETUNE / DEVICE_MEMORY_BYTES))
+    gpus = 1 << (need - 1).bit_length()
+    return Resources(cpus=4 * gpus, gpus=gpus, memory_gb=max(16.0, params * 4 / 1e9 * 2))
+
+
+MODELS: Registry[ModelCard] = Registry("model", "w2s-ray list models")
+
+# Offline ladder: sentence encoders shipped in PyPI packages (see w2s_ray/assets.py).
+# Token counts are estimates from the pretraining recipes: MiniLM distillation
+# (Wang et al. 2020) 400k steps x 1024 seqs x 512 tokens ~ 2.1e11; MPNet (Song et al. 2020)
+# 500k steps x 8192 seqs x 512 tokens ~ 2.1e12. L3 keeps 3 of MiniLM-L12's layers.
+_OFFLINE = (
+    ModelCard("minilm-l3", "asset:paraphrase-minilm-l3-v2", "offline-encoder", "encoder",
+              17_389_824, 2.1e11, "estimate: MiniLM recipe 400k x 1024 x 512",
+              lr=5e-5, resources=Resources(cpus=1, memory_gb=1.5)),
+    ModelCard("minilm-l6", "asset:all-minilm-l6-v2", "offline-encoder", "encoder",
+              22_713_216, 2.1e11, "estimate: MiniLM recipe 400k x 1024 x 512",
+              lr=5e-5, resources=Resources(cpus=1, memory_gb=1.5)),
+    ModelCard("mpnet-base", "asset:all-mpnet-base-v2", "offline-encoder", "encoder",
+              109_486_464, 2.1e12, "estimate: MPNet recipe 500k x 8192 x 512",
+              lr=2e-5, resources=Resources(cpus=2, memory_gb=3.0)),
+)
+
+# GPT-2 (Radford et al. 2019): OpenAI published no token count; ~9e9 is one pass over
+# WebText's 40 GB at ~4.4 bytes/token — an estimate, used only to order and space the ladder.
+_GPT2 = [("gpt2", 124_439_808, 5e-5), ("gpt2-medium", 354_823_168, 5e-5),
+         ("gpt2-large", 774_030_080, 1e-5), ("gpt2-xl", 1_557_611_200, 1e-5)]
+
+# Pythia (Biderman et al. 2023, table 1): every size saw the same 300B Pile tokens.
+_PYTHIA = [("pythia-70m", 70_426_624), ("pythia-160m", 162_322_944),
+           ("pythia-410m", 405_334_016), ("pythia-1b", 1_011_781_632),
+           ("pythia-1.4b", 1_414_647_808), ("pythia-2.8b", 2_775_208_960),
+           ("pythia-6.9b", 6_857_302_016), ("pythia-12b", 11_846_072_320)]
+
+# Qwen2.5 (Qwen team 2024 technical report): up to 18T pretraining tokens for every size;
+# parameter counts from the model cards.
+_QWEN = [("Qwen2.5-0.5B", 494_032_768), ("Qwen2.5-1.5B", 1_543_714_304),
+         ("Qwen2.5-3B", 3_085_938_688), ("Qwen2.5-7B", 7_615_616_512),
+         ("Qwen2.5-14B", 14_770_033_664), ("Qwen2.5-32B", 32_763_876_352),
+         ("Qwen2.5-72B", 72_706_203_648)]
+
+
+def _register_defaults() -> None:
+    for card in _OFFLINE:
+        MODELS.register(card.name, card)
+    for name, params, lr in _GPT2:
+        MODELS.register(name, ModelCard(
+            name, name, "gpt2", "decoder", params, 9e9, "estimate: one pass over WebText",
+            lr=lr, pooling="last", resources=gpu_resources(params)))
+    for name, params in _PYTHIA:
+        MODELS.register(name, ModelCard(
+            name, f"EleutherAI/{name}", "pythia", "decoder", params, 3e11,
+            "Pythia paper: 300B tokens", lr=1e-5, pooling="last",
+            resources=gpu_resources(params)))
+    for name, params in _QWEN:
+        MODELS.register(name, ModelCard(
+            name, f"Qwen/{name}", "qwen2.5", "decoder", params, 1.8e13,
+            "Qwen2.5 report: 18T tokens", lr=1e-5, pooling="last",
+            resources=gpu_resources(params)))
+
+
+_register_defaults()
+
+
+def count_params_from_config(model_dir: Path) -> int:
+    """Parameter count of a local model without loading weights (meta-device init)."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -> ModelCard:
+    """A card for a model folder on disk; its size is read from its config."""
+    model_dir = Path(path).expanduser()
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise UserError(
+            f"model '{name}': no config.json in '{model_dir}' — point `path` at a folder "
+            "written by save_pretrained"
+        )
+    config = json.loads(config_file.read_text())
+    arch: Arch = "encoder" if _is_encoder(config) else "decoder"
+    return ModelCard(
+        name, str(model_dir.resolve()), "local", arch, count_params_from_config(model_dir),
+        pretrain_tokens, "given in the study file", lr=lr,
+        pooling="mean" if arch == "encoder" else "last",
+    )
+
+
+_ENCODER_TYPES = {"bert", "mpnet", "roberta", "deberta", "deberta-v2", "distilbert", "electra"}
+
+
+def _is_encoder(config: dict) -> bool:
+    return config.get("model_type", "") in _ENCODER_TYPES

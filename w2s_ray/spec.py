@@ -1,0 +1,166 @@
+"""StudySpec: the study YAML as pydantic models, and errors a person can act on.
+
+Parsing checks types and keys; `resolve` checks names against the registries and the ladder
+order, so every mistake surfaces before any compute starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from w2s_ray.errors import UserError
+from w2s_ray.registry import suggest
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodSpec(_Strict):
+    """How students learn from weak labels: a loss from the registry and its options."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    loss: str | None = None  # defaults to `name`
+    options: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or self.name
+
+
+class LocalModel(_Strict):
+    """A model folder on disk (save_pretrained layout) added to the ladder."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    pretrain_tokens: float = Field(gt=0)
+    lr: float | None = Field(default=None, gt=0)
+
+
+class LocalDataset(_Strict):
+    """A jsonl/csv/parquet file with `text`, `label` (0/1) and optionally `group`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+
+
+class TrainSpec(_Strict):
+    epochs: int | None = Field(default=None, gt=0)  # None: the mode's default
+    lr: float | None = Field(default=None, gt=0)  # None: probe default or the model card's
+    batch_size: int | None = Field(default=None, gt=0)
+    max_length: int = Field(default=128, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class DataSpec(_Strict):
+    n_train: int | None = Field(default=2000, gt=0)
+    n_test: int | None = Field(default=1000, gt=0)
+    test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    balance: bool = True
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    datasets: list[str | LocalDataset] = Field(min_length=1)
+    models: list[str | LocalModel] = Field(min_length=2)  # the ladder, any order
+    pairs: list[tuple[str, str]] | None = None  # (weak, strong); default: every ordered pair
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    mode: Literal["probe", "finetune"] = "probe"
+    methods: list[MethodSpec] = Field(default_factory=lambda: [MethodSpec(name="xent")],
+                                      min_length=1)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    trust_remote_code: bool = False
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _method_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("seeds", "models", "datasets", "methods")
+    @classmethod
+    def _no_duplicates(cls, value: list[Any]) -> list[Any]:
+        keys = [v if isinstance(v, (str, int)) else v.name for v in value]
+        dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)} — list each once")
+        return value
+
+    def model_names(self) -> list[str]:
+        return [m if isinstance(m, str) else m.name for m in self.models]
+
+    def dataset_names(self) -> list[str]:
+        return [d if isinstance(d, str) else d.name for d in self.datasets]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in {"str", "LocalModel", "LocalDataset", "MethodSpec"} or "[" in str(part):
+            continue  # pydantic names union branches; a person wants the key path
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"train": TrainSpec, "data": DataSpec,
+                                          "methods": MethodSpec, "models": LocalModel,
+                                          "datasets": LocalDataset}
+    named = [p for p in loc[:-1] if isinstance(p, str) and p in models]
+    model = models[named[0]] if named else StudySpec
+    return list(model.model_fields)
+
+
+def explain_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: where (file, key), what was wrong, how to fix it."""
+    lines = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        where = _loc_text(err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            line = f"{source}: unknown key '{where}'{suggest(key, _fields_at(err['loc']))}"
+        elif err["type"] == "missing":
+            line = f"{source}: missing required key '{where}' — add it"
+        else:
+            line = f"{source}: key '{where}': {err['msg']} (got {err.get('input')!r})"
+        if where not in seen:  # union branches repeat one mistake several times
+            seen.add(where)
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a study file must be a YAML mapping (name:, datasets:, ...)")
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(explain_validation_error(source, exc)) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read study file '{path}': {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where} — fix the syntax there") from None
+    return parse_spec(data, str(path))

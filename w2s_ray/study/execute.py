@@ -1,0 +1,163 @@
+"""Run one planned job, whatever its stage, and write its result.json. No Ray here.
+
+Each stage is one readable function: load inputs, train or infer, evaluate, save.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from w2s_ray.data import Splits, make_splits, pool_and_test
+from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
+from w2s_ray.infer.hf import extract_features, tokenize
+from w2s_ray.study import artifacts
+from w2s_ray.spec import LocalDataset
+from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.store import StudyStore
+from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
+from w2s_ray.train.loop import fit, predict_probs
+from w2s_ray.train.metrics import accuracy, agreement, auroc
+from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
+
+
+def _task_data(study: Study, dataset: str) -> TaskData:
+    return _load_task(study.dataset_ref(dataset))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_task(ref: str | LocalDataset) -> TaskData:
+    """Loaded once per worker process: several jobs of a trial share the parsed dataset."""
+    if isinstance(ref, str):
+        return DATASETS.get(ref).load()
+    return load_local_file(Path(ref.path).expanduser())
+
+
+def splits_for(study: Study, dataset: str, seed: int) -> Splits:
+    return make_splits(dataset, _task_data(study, dataset), study.data_config, seed)
+
+
+def run_job(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Run `job` and record its result atomically; returns the result."""
+    started = time.monotonic()
+    runner = {"features": run_features, "ground_truth": run_ground_truth,
+              "label": run_label, "student": run_student}[job.stage]
+    result = runner(job, study, store)
+    card = study.cards[job.model]
+    weak_card = study.cards.get(job.weak_model) if job.weak_model else None
+    result.update(
+        stage=job.stage, dataset=job.dataset, seed=job.seed, model=job.model,
+        weak_model=job.weak_model, method=job.method, mode=study.spec.mode,
+        effective_compute=card.effective_compute,
+        weak_effective_compute=weak_card.effective_compute if weak_card else None,
+        wall_seconds=round(time.monotonic() - started, 3), title=job.title,
+    )
+    store.write_result(job.job_id, result)
+    return result
+
+
+def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Frozen pooled features of every pool and test example, cached across studies."""
+    pool, test = pool_and_test(job.dataset, _task_data(study, job.dataset), study.data_config)
+    examples = pool + test
+    if artifacts.load_features(job.job_id) is None:
+        card = study.cards[job.model]
+        features = extract_features(
+            card.resolve_path(), [ex.text for ex in examples], pooling=card.pooling,
+            max_length=study.spec.train.max_length,
+            trust_remote_code=study.spec.trust_remote_code)
+        artifacts.save_features(job.job_id, [ex.id for ex in examples], features)
+    return {"n_examples": len(examples)}
+
+
+def _inputs(study: Study, job: Job, model_name: str, examples: list[Example]) -> Inputs:
+    if study.spec.mode == "probe":
+        feature_job = next(d for d in job.deps if d.startswith("features-"))
+        loaded = artifacts.load_features(feature_job)
+        if loaded is None:
+            raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
+        rows, features = loaded
+        return FeatureInputs(features[[rows[ex.id] for ex in examples]])
+    tokenizer = _backbone(study, model_name)[1]
+    ids = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+    return TokenInputs(ids, tokenizer.pad_token_id)
+
+
+def _backbone(study: Study, model_name: str) -> tuple[nn.Module, Any]:
+    return load_backbone(study.cards[model_name].resolve_path(),
+                         trust_remote_code=study.spec.trust_remote_code)
+
+
+def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
+    if isinstance(inputs, FeatureInputs):
+        return ProbeClassifier(inputs.features.shape[1])
+    return FinetuneClassifier(_backbone(study, model_name)[0], study.cards[model_name].pooling)
+
+
+def _train_and_evaluate(
+    job: Job, study: Study, store: StudyStore, train: list[Example], targets: torch.Tensor,
+    test: list[Example],
+) -> tuple[nn.Module, torch.Tensor]:
+    """Train on `targets`, save the weights, return the model and its test probabilities."""
+    torch.manual_seed(job.seed or 0)
+    train_inputs = _inputs(study, job, job.model, train)
+    model = _classifier(study, job.model, train_inputs)
+    method = next((m for m in study.spec.methods if m.name == job.method), None)
+    cfg = study.train_config(job.model, job.seed or 0, method)
+    checkpointer = artifacts.FileCheckpointer(store.job_dir(job.job_id) / "checkpoint.pt")
+    fit(model, train_inputs, targets, cfg, checkpointer)
+    artifacts.save_weights(store.job_dir(job.job_id) / "model.safetensors", model.state_dict())
+    checkpointer.clear()
+    return model, predict_probs(model, _inputs(study, job, job.model, test))
+
+
+def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
+    labels = torch.tensor([ex.label for ex in examples])
+    return {"test_accuracy": accuracy(probs, labels), "test_auroc": auroc(probs[:, 1], labels)}
+
+
+def run_ground_truth(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Fine-tune on the weak-train half's true labels: a weak supervisor and a ceiling."""
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    labels = torch.tensor([ex.label for ex in splits.weak_train])
+    targets = nn.functional.one_hot(labels, 2).float()
+    _, probs = _train_and_evaluate(job, study, store, splits.weak_train, targets, splits.test)
+    return {**_metrics(probs, splits.test), "n_train": len(splits.weak_train)}
+
+
+def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """The weak supervisor's soft labels on the student half and the test set."""
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    examples = splits.student_train + splits.test
+    supervisor = job.deps[0]
+    if artifacts.load_labels(job.job_id) is None:
+        inputs = _inputs(study, job, job.model, examples)
+        model = _classifier(study, job.model, inputs)
+        model.load_state_dict(artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors"))
+        artifacts.save_labels(job.job_id, [ex.id for ex in examples], predict_probs(model, inputs))
+    soft = artifacts.load_labels(job.job_id)
+    assert soft is not None
+    test_p1 = torch.tensor([soft[ex.id] for ex in splits.test])
+    probs = torch.stack([1 - test_p1, test_p1], dim=1)
+    return {**_metrics(probs, splits.test), "n_train": len(splits.student_train)}
+
+
+def run_student(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Train the strong model on the weak model's soft labels; evaluate on ground truth."""
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    label_job = next(d for d in job.deps if d.startswith("label-"))
+    soft = artifacts.load_labels(label_job)
+    if soft is None:
+        raise RuntimeError(f"weak labels {label_job} are missing; rerun the study to rebuild")
+    p1 = torch.tensor([soft[ex.id] for ex in splits.student_train], dtype=torch.float32)
+    targets = torch.stack([1 - p1, p1], dim=1)
+    _, probs = _train_and_evaluate(job, study, store, splits.student_train, targets, splits.test)
+    weak_p1 = torch.tensor([soft[ex.id] for ex in splits.test], dtype=torch.float32)
+    weak_probs = torch.stack([1 - weak_p1, weak_p1], dim=1)
+    return {**_metrics(probs, splits.test), "n_train": len(splits.student_train),
+            "agreement_with_weak": agreement(probs, weak_probs)}

@@ -1,0 +1,183 @@
+"""StudySpec -> stages of jobs. Each job's id hashes everything that changes its numbers.
+
+Stages: `features` (probe mode: frozen features per model x dataset), `ground_truth`
+(every ladder model on true labels: weak supervisor and ceiling at once), `label` (each weak
+model labels the student half and the test set), `student` (every weak < strong pair x method).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from w2s_ray.data import DataConfig
+from w2s_ray.datasets import DATASETS
+from w2s_ray.errors import UserError
+from w2s_ray.models import MODELS, ModelCard, local_card
+from w2s_ray.registry import suggest
+from w2s_ray.spec import LocalDataset, LocalModel, MethodSpec, StudySpec
+from w2s_ray.train.loop import TrainConfig
+from w2s_ray.train.losses import build_loss
+
+PLAN_VERSION = 1  # bump when a code change alters results, so old job ids stop matching
+STAGES = ("features", "ground_truth", "label", "student")
+PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
+FINETUNE_EPOCHS = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    stage: str
+    dataset: str
+    model: str  # the model this job runs (the student's strong model; the labeler's weak one)
+    seed: int | None = None
+    weak_model: str | None = None
+    method: str | None = None
+    deps: tuple[str, ...] = ()
+    key: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def title(self) -> str:
+        pair = f"{self.weak_model}→{self.model}" if self.weak_model else self.model
+        parts = [self.stage, self.dataset, pair, self.method, None if self.seed is None else f"seed {self.seed}"]
+        return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A spec with every name resolved: the cards of its ladder and its weak/strong pairs."""
+
+    spec: StudySpec
+    cards: dict[str, ModelCard]
+    pairs: list[tuple[str, str]]
+
+    @property
+    def data_config(self) -> DataConfig:
+        d = self.spec.data
+        return DataConfig(d.n_train, d.n_test, d.test_fraction, d.balance)
+
+    def dataset_ref(self, name: str) -> str | LocalDataset:
+        return next(d for d in self.spec.datasets if (d if isinstance(d, str) else d.name) == name)
+
+    def train_config(self, model: str, seed: int, method: MethodSpec | None) -> TrainConfig:
+        t, card = self.spec.train, self.cards[model]
+        probe = self.spec.mode == "probe"
+        return TrainConfig(
+            epochs=t.epochs or (PROBE_DEFAULTS["epochs"] if probe else FINETUNE_EPOCHS),
+            lr=t.lr or (PROBE_DEFAULTS["lr"] if probe else card.lr),
+            batch_size=t.batch_size or (PROBE_DEFAULTS["batch_size"] if probe else card.batch_size),
+            seed=seed,
+            loss=method.loss_name if method else "xent",
+            loss_options=dict(method.options) if method else {},
+            weight_decay=t.weight_decay,
+        )
+
+
+def resolve(spec: StudySpec) -> Study:
+    """Check every name and the ladder order; errors name the key and the fix."""
+    cards: dict[str, ModelCard] = {}
+    for i, entry in enumerate(spec.models):
+        if isinstance(entry, LocalModel):
+            cards[entry.name] = local_card(entry.name, entry.path, entry.pretrain_tokens,
+                                           entry.lr or 5e-5)
+        else:
+            cards[entry] = _lookup(lambda n: MODELS.get(n), entry, f"models[{i}]")
+    for i, dataset in enumerate(spec.datasets):
+        if isinstance(dataset, str):
+            _lookup(lambda n: DATASETS.get(n), dataset, f"datasets[{i}]")
+    for i, method in enumerate(spec.methods):
+        _lookup(lambda _: build_loss(method.loss_name, method.options), method.name,
+                f"methods[{i}]")
+    pairs = _pairs(spec, cards)
+    return Study(spec, cards, pairs)
+
+
+def _lookup(get: Any, name: str, where: str) -> Any:
+    try:
+        return get(name)
+    except UserError as exc:
+        raise UserError(f"key '{where}': {exc}") from None
+
+
+def _pairs(spec: StudySpec, cards: dict[str, ModelCard]) -> list[tuple[str, str]]:
+    compute = {name: card.effective_compute for name, card in cards.items()}
+    if spec.pairs is None:
+        ladder = sorted(cards, key=lambda n: compute[n])
+        return [(w, s) for i, w in enumerate(ladder) for s in ladder[i + 1:] if compute[s] > compute[w]]
+    for i, (weak, strong) in enumerate(spec.pairs):
+        for name in (weak, strong):
+            if name not in cards:
+                raise UserError(f"key 'pairs[{i}]': '{name}' is not in `models`"
+                                f"{suggest(name, list(cards))} — add it to the ladder")
+        if compute[strong] <= compute[weak]:
+            raise UserError(
+                f"key 'pairs[{i}]': strong model '{strong}' ({compute[strong]:.2e} FLOPs) is not "
+                f"bigger than weak model '{weak}' ({compute[weak]:.2e}) — swap them"
+            )
+    return [tuple(p) for p in spec.pairs]  # type: ignore[misc]
+
+
+def _job_id(stage: str, key: dict[str, Any]) -> str:
+    blob = json.dumps({"v": PLAN_VERSION, "stage": stage, **key}, sort_keys=True, default=str)
+    return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def dataset_identity(study: Study, name: str) -> dict[str, Any]:
+    ref = study.dataset_ref(name)
+    if isinstance(ref, str):
+        return {"dataset": name}
+    from w2s_ray.assets import sha256_file
+
+    path = Path(ref.path).expanduser()
+    return {"dataset": name, "file_sha256": sha256_file(path) if path.is_file() else "missing"}
+
+
+def plan_jobs(study: Study) -> dict[str, list[Job]]:
+    """Every job of the study, grouped by stage in run order; ids are content hashes."""
+    spec = study.spec
+    stages: dict[str, list[Job]] = {s: [] for s in STAGES}
+    probe = spec.mode == "probe"
+    for dataset in spec.dataset_names():
+        data_key = {**dataset_identity(study, dataset), "data": spec.data.model_dump(),
+                    "max_length": spec.train.max_length}
+        model_key: dict[str, dict[str, Any]] = {}
+        for name, card in study.cards.items():
+            ident = {"source": card.source, "params": card.params, "pooling": card.pooling,
+                     **data_key}
+            if probe:
+                key = ident
+                feat = Job(_job_id("features", key), "features", dataset, name, key=key)
+                stages["features"].append(feat)
+                ident = {"features": feat.job_id}
+            model_key[name] = ident
+        gt: dict[tuple[str, int], Job] = {}
+        for seed in spec.seeds:
+            for name in study.cards:
+                key = {**model_key[name], "mode": spec.mode, "seed": seed,
+                       "train": study.train_config(name, seed, None).__dict__}
+                deps = (key["features"],) if probe else ()
+                gt[name, seed] = Job(_job_id("ground_truth", key), "ground_truth", dataset, name,
+                                     seed, deps=deps, key=key)
+                stages["ground_truth"].append(gt[name, seed])
+            for weak in sorted({w for w, _ in study.pairs}):
+                supervisor = gt[weak, seed]
+                key = {"supervisor": supervisor.job_id}
+                label = Job(_job_id("label", key), "label", dataset, weak, seed,
+                            deps=(supervisor.job_id, *supervisor.deps), key=key)
+                stages["label"].append(label)
+                for w, strong in study.pairs:
+                    if w != weak:
+                        continue
+                    for method in spec.methods:
+                        key = {**model_key[strong], "mode": spec.mode, "labels": label.job_id,
+                               "method": method.name,
+                               "train": study.train_config(strong, seed, method).__dict__}
+                        deps = (label.job_id, *((key["features"],) if probe else ()))
+                        stages["student"].append(Job(
+                            _job_id("student", key), "student", dataset, strong, seed,
+                            weak_model=weak, method=method.name, deps=deps, key=key))
+    return stages

@@ -1,0 +1,140 @@
+"""The driver: validate, prepare, run the stages in order, then write tables and figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from w2s_ray.cache import atomic_write_bytes
+from w2s_ray.errors import UserError
+from w2s_ray.spec import StudySpec
+from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
+from w2s_ray.study.store import StudyStore
+
+
+@dataclass
+class StageProgress:
+    """Job states per stage, updated by Tune callbacks and drawn by the live display."""
+
+    jobs: dict[str, list[Job]]
+    state: dict[str, str] = field(default_factory=dict)
+
+    def set(self, job_id: str, status: str) -> None:
+        self.state[job_id] = status
+
+    def table(self) -> Table:
+        table = Table(title="w2s-ray study progress")
+        for column in ("stage", "done", "running", "failed", "pending"):
+            table.add_column(column, justify="right" if column != "stage" else "left")
+        for stage, jobs in self.jobs.items():
+            if not jobs:
+                continue
+            states = [self.state.get(j.job_id, "pending") for j in jobs]
+            counts = [states.count(s) for s in ("done", "running", "failed", "pending")]
+            table.add_row(stage, *map(str, counts))
+        return table
+
+
+@dataclass
+class StudyOutcome:
+    study_dir: Path
+    results: pl.DataFrame
+    pgr: pl.DataFrame
+    failures: dict[str, str]
+
+
+def prepare(study: Study, console: Console) -> None:
+    """Fetch assets and check every dataset split in the driver, before Ray spends anything."""
+    from w2s_ray.study.execute import splits_for
+
+    for name, card in study.cards.items():
+        console.print(f"[dim]model {name}: {card.resolve_path()}[/dim]")
+    for dataset in study.spec.dataset_names():
+        for seed in study.spec.seeds:
+            splits = splits_for(study, dataset, seed)
+        console.print(
+            f"[dim]dataset {dataset}: {len(splits.weak_train)} weak-train, "
+            f"{len(splits.student_train)} student-train, {len(splits.test)} test[/dim]"
+        )
+
+
+def check_study_dir(study_dir: Path, spec: StudySpec) -> None:
+    """A directory holding a different study is refused rather than silently mixed."""
+    existing = study_dir / "study.yaml"
+    if existing.exists() and existing.read_text() != spec.to_yaml():
+        raise UserError(
+            f"'{study_dir}' already holds a different study (its study.yaml differs). Use "
+            "--study-dir to pick a new directory, or delete the old one"
+        )
+
+
+def run_study(
+    spec: StudySpec, study_dir: Path, *, address: str | None = None,
+    console: Console | None = None, num_cpus: int | None = None,
+) -> StudyOutcome:
+    console = console or Console()
+    study = resolve(spec)
+    check_study_dir(study_dir, spec)
+    store = StudyStore(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(study_dir / "study.yaml", spec.to_yaml().encode())
+    prepare(study, console)
+    stages = plan_jobs(study)
+    progress = StageProgress(stages)
+    for jobs in stages.values():
+        for job in jobs:
+            if store.is_done(job.job_id):
+                progress.set(job.job_id, "done")
+    from w2s_ray.study.ray_session import start_ray
+    from w2s_ray.study.stages import run_stage
+
+    start_ray(address, num_cpus=num_cpus)
+    with Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live:
+        def on_event(job_id: str, status: str) -> None:
+            progress.set(job_id, status)
+            live.update(progress.table())
+
+        for stage in STAGES:
+            runnable = [j for j in stages[stage] if progress.state.get(j.job_id) != "done"
+                        and all(progress.state.get(d) == "done" for d in j.deps)]
+            if runnable:
+                run_stage(stage, runnable, study, store, on_event)
+            for job in runnable:  # trust the files, not the callbacks
+                progress.set(job.job_id, "done" if store.is_done(job.job_id) else "failed")
+            live.update(progress.table())
+    return finish(study, stages, store, progress)
+
+
+def finish(study: Study, stages: dict[str, list[Job]], store: StudyStore,
+           progress: StageProgress) -> StudyOutcome:
+    """Rebuild the tables and figures from the result files (also for a partial study)."""
+    from analysis.figures import write_figures
+    from analysis.pgr import compute_pgr
+
+    all_ids = [j.job_id for jobs in stages.values() for j in jobs]
+    results = store.results_table(all_ids)
+    pgr = compute_pgr(results)
+    _write_parquet(store.root / "results.parquet", results)
+    _write_parquet(store.root / "pgr.parquet", pgr)
+    if len(pgr):
+        write_figures(results, pgr, store.root / "figures")
+    failures = {}
+    for jobs in stages.values():
+        for job in jobs:
+            if not store.is_done(job.job_id):
+                error = store.read_error(job.job_id)
+                failures[job.title] = (error or "not run: an upstream job failed").splitlines()[0]
+    return StudyOutcome(store.root, results, pgr, failures)
+
+
+def _write_parquet(path: Path, frame: pl.DataFrame) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    atomic_write_bytes(path, buffer.getvalue())

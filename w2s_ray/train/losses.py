@@ -1,0 +1,115 @@
+"""Loss registry for training on (soft) labels: xent, logconf (the paper's), product.
+
+Every loss takes logits [B, 2], target probabilities [B, 2] and the training progress in
+[0, 1] (fraction of steps done), which schedules the auxiliary weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from w2s_ray.errors import UserError
+from w2s_ray.registry import Registry
+
+
+class Loss(Protocol):
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        ...
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+
+
+def warmup_weight(progress: float, max_weight: float, warmup_frac: float) -> float:
+    """Linear ramp from 0 to `max_weight` over the first `warmup_frac` of training, then flat.
+
+    The reference implementation steps instead of ramping (openai/weak-to-strong issue #33).
+    """
+    if warmup_frac <= 0:
+        return max_weight
+    return max_weight * min(1.0, max(0.0, progress) / warmup_frac)
+
+
+def harden_to_balance(student_probs: torch.Tensor, weak_targets: torch.Tensor) -> torch.Tensor:
+    """One-hot student predictions thresholded so their class balance matches the weak labels'.
+
+    The threshold is the quantile of the student's P(class 1) that leaves as many positives
+    in the batch as the weak labels have, so hardening cannot collapse onto one class.
+    """
+    weak_positive_frac = (weak_targets[:, 1] > 0.5).float().mean()
+    p1 = student_probs[:, 1]
+    threshold = torch.quantile(p1, (1.0 - weak_positive_frac).clamp(0.0, 1.0))
+    hard = (p1 > threshold) if weak_positive_frac < 1 else torch.ones_like(p1, dtype=torch.bool)
+    return F.one_hot(hard.long(), num_classes=2).to(student_probs.dtype)
+
+
+@dataclass(frozen=True)
+class XentLoss:
+    """Cross-entropy on the supervisor's soft labels (the paper's naive baseline)."""
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        return soft_cross_entropy(logits, targets)
+
+
+@dataclass(frozen=True)
+class LogConfLoss:
+    """Auxiliary confidence loss: CE(f(x), (1-α)·weak + α·hardened(f(x))), α warmed up.
+
+    The paper uses α_max 0.75 for the largest students and 0.5 otherwise, warm-up over the
+    first 20% of training.
+    """
+
+    aux_max: float = 0.5
+    warmup_frac: float = 0.2
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        alpha = warmup_weight(progress, self.aux_max, self.warmup_frac)
+        hardened = harden_to_balance(torch.softmax(logits.detach().float(), -1), targets)
+        return soft_cross_entropy(logits, (1 - alpha) * targets + alpha * hardened)
+
+
+@dataclass(frozen=True)
+class ProductLoss:
+    """Product of experts: targets ∝ weak^α · student^β, β warmed up like logconf's α."""
+
+    alpha: float = 1.0
+    beta_max: float = 1.0
+    warmup_frac: float = 0.2
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        beta = warmup_weight(progress, self.beta_max, self.warmup_frac)
+        student = torch.softmax(logits.detach().float(), -1)
+        product = targets.clamp_min(1e-8).pow(self.alpha) * student.clamp_min(1e-8).pow(beta)
+        return soft_cross_entropy(logits, product / product.sum(-1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    cls: type
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+LOSSES: Registry[LossEntry] = Registry("loss", "w2s-ray list losses")
+LOSSES.register("xent", LossEntry(XentLoss, "cross-entropy on soft labels"))
+LOSSES.register("logconf", LossEntry(
+    LogConfLoss, "auxiliary confidence loss (Burns et al. 2023), linear warm-up",
+    {"aux_max": 0.5, "warmup_frac": 0.2}))
+LOSSES.register("product", LossEntry(
+    ProductLoss, "product of weak labels and student predictions",
+    {"alpha": 1.0, "beta_max": 1.0, "warmup_frac": 0.2}))
+
+
+def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:
+    entry = LOSSES.get(name)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(entry.defaults))
+    if unknown:
+        allowed = ", ".join(entry.defaults) or "none"
+        raise UserError(f"loss '{name}' has no option(s) {unknown}; its options: {allowed}")
+    return entry.cls(**{**entry.defaults, **options})
