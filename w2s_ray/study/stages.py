@@ -39,6 +39,14 @@ class ProgressCallback(tune.Callback):
     def __init__(self, on_event: Callable[[str, str], None]) -> None:
         self.on_event = on_event
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; the display is not picklable
+        # and means nothing after a restore, so it is left behind.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.on_event = lambda job_id, status: None
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.on_event(trial.config["job_id"], "running")
 

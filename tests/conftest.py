@@ -1,0 +1,78 @@
+"""Shared fixtures: one local Ray for the session, tiny real transformer models, toy data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+WORDS_POS = ["good", "great", "fine", "superb", "lovely", "fun"]
+WORDS_NEG = ["bad", "awful", "dull", "poor", "boring", "weak"]
+FILLER = ["the", "film", "plot", "actor", "scene", "story", "was", "a", "and", "it"]
+
+
+@pytest.fixture(scope="session")
+def w2s_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An isolated cache, unless W2S_TEST_CACHE points at a warm one (offline assets)."""
+    path = Path(os.environ.get("W2S_TEST_CACHE") or tmp_path_factory.mktemp("w2s-cache"))
+    os.environ["W2S_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_session(w2s_cache: Path):
+    import ray
+
+    from w2s_ray.study.ray_session import start_ray
+
+    start_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def _vocab() -> list[str]:
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS_POS, *WORDS_NEG, *FILLER]
+
+
+def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path.mkdir(parents=True)
+    # transformers 5 ignores `vocab_file` for the fast tokenizer; a vocab dict is honoured
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(_vocab())})
+    assert tokenizer.convert_tokens_to_ids("good") == _vocab().index("good")
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(_vocab()), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=2 * hidden,
+                        max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two randomly initialised BERTs of different sizes (a weak and a strong rung)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {"tiny-s": _save_tiny_bert(root / "tiny-s", 16, 1, 0),
+            "tiny-l": _save_tiny_bert(root / "tiny-l", 32, 2, 1)}
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sentiment-like text whose label is carried by its words, with some label noise."""
+    rng = random.Random(0)
+    rows = []
+    for i in range(240):
+        label = i % 2
+        words = rng.sample(WORDS_POS if label else WORDS_NEG, 2) + rng.sample(FILLER, 4)
+        rng.shuffle(words)
+        noisy = label if rng.random() > 0.1 else 1 - label
+        rows.append({"text": " ".join(words) + f" {i}", "label": noisy, "group": f"g{i // 2}"})
+    path = tmp_path_factory.mktemp("toy") / "toy.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path

@@ -1,0 +1,100 @@
+"""A tiny study through real Ray, real transformers models and real parquet files."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from rich.console import Console
+
+from w2s_ray.spec import parse_spec
+from w2s_ray.study.plan import plan_jobs, resolve
+from w2s_ray.study.runner import run_study
+from w2s_ray.study.store import RESULT_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+def _spec(tiny_models: dict[str, Path], toy_dataset: Path, mode: str, name: str) -> dict:
+    return {
+        "name": name,
+        "datasets": [{"name": "toy", "path": str(toy_dataset)}],
+        "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6}
+                   for n, p in tiny_models.items()],
+        "seeds": [0, 1],
+        "mode": mode,
+        "methods": ["xent", {"name": "logconf", "options": {"aux_max": 0.5}}],
+        "data": {"n_train": 120, "n_test": 60},
+        "train": {"epochs": 20, "lr": 1e-2 if mode == "probe" else 1e-3, "batch_size": 16,
+                  "max_length": 16},
+    }
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO())
+
+
+def test_probe_study_writes_the_output_contract_and_resumes(
+    ray_session, tiny_models, toy_dataset, tmp_path
+):
+    spec = parse_spec(_spec(tiny_models, toy_dataset, "probe", "tiny-probe"))
+    study_dir = tmp_path / "study"
+    outcome = run_study(spec, study_dir, console=_quiet())
+    assert outcome.failures == {}
+
+    assert (study_dir / "study.yaml").read_text() == spec.to_yaml()
+    results = pl.read_parquet(study_dir / "results.parquet")
+    assert results.columns == list(RESULT_COLUMNS)
+    assert results.group_by("stage").len().sort("stage").rows() == [
+        ("ground_truth", 4), ("label", 2), ("student", 4)]
+    gt = results.filter(pl.col("stage") == "ground_truth")
+    assert gt["weak_model"].is_null().all()
+    assert gt["test_accuracy"].is_between(0, 1).all()
+    students = results.filter(pl.col("stage") == "student")
+    assert students["agreement_with_weak"].is_between(0, 1).all()
+    assert (students["weak_effective_compute"] < students["effective_compute"]).all()
+
+    pgr = pl.read_parquet(study_dir / "pgr.parquet")
+    assert pgr.height == 2 * 2  # 1 pair x 2 methods x 2 seeds
+    for row in pgr.iter_rows(named=True):
+        w, c, s = row["weak_accuracy"], row["ceiling_accuracy"], row["student_accuracy"]
+        expected = (s - w) / (c - w) if c > w else None
+        assert row["pgr"] == (pytest.approx(expected) if expected is not None else None)
+    assert sorted(p.name for p in (study_dir / "figures").glob("*.png"))
+
+    # every job's result.json names its job; running again recomputes nothing
+    job_ids = [j.job_id for js in plan_jobs(resolve(spec)).values() for j in js]
+    stamps = {}
+    for job_id in job_ids:
+        path = study_dir / "jobs" / job_id / "result.json"
+        assert json.loads(path.read_text())["job_id"] == job_id
+        stamps[job_id] = (path.stat().st_mtime_ns, path.read_bytes())
+    again = run_study(spec, study_dir, console=_quiet())
+    assert again.failures == {}
+    for job_id, stamp in stamps.items():
+        path = study_dir / "jobs" / job_id / "result.json"
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == stamp
+    assert again.results.equals(outcome.results)
+
+
+def test_probe_study_is_deterministic(ray_session, tiny_models, toy_dataset, tmp_path):
+    spec = parse_spec(_spec(tiny_models, toy_dataset, "probe", "tiny-probe"))
+    first = run_study(spec, tmp_path / "a", console=_quiet()).results
+    second = run_study(spec, tmp_path / "b", console=_quiet()).results
+    metrics = ["job_id", "test_accuracy", "test_auroc", "agreement_with_weak"]
+    assert first.select(metrics).equals(second.select(metrics))
+
+
+def test_finetune_study_trains_the_whole_model(ray_session, tiny_models, toy_dataset, tmp_path):
+    data = _spec(tiny_models, toy_dataset, "finetune", "tiny-finetune")
+    data["seeds"] = [0]
+    data["methods"] = ["xent"]
+    outcome = run_study(parse_spec(data), tmp_path / "ft", console=_quiet())
+    assert outcome.failures == {}
+    assert outcome.pgr.height == 1
+    gt = outcome.results.filter(pl.col("stage") == "ground_truth")
+    # a random tiny BERT learns the word-carried label well above chance
+    assert gt["test_accuracy"].max() > 0.7
