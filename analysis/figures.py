@@ -43,8 +43,12 @@ def _seed_stats(frame: pl.DataFrame, keys: list[str], value: str, compute: str) 
     return (
         frame.filter(pl.col(value).is_not_null() & pl.col(value).is_not_nan())
         .group_by(keys)
-        .agg(pl.col(compute).max().alias("compute"), pl.col(value).mean().alias("mean"),
-             pl.col(value).min().alias("low"), pl.col(value).max().alias("high"))
+        .agg(
+            pl.col(compute).max().alias("compute"),
+            pl.col(value).mean().alias("mean"),
+            pl.col(value).min().alias("low"),
+            pl.col(value).max().alias("high"),
+        )
         .sort("compute", *keys)
     )
 
@@ -64,8 +68,10 @@ def _draw_series(ax: Axes, stats: pl.DataFrame, colour: str, label: str, gid: st
     x, mean = stats["compute"].to_list(), stats["mean"].to_list()
     ax.plot(x, mean, color=colour, marker="o", label=label, gid=gid)
     if stats.height:
-        spread = [[m - lo for m, lo in zip(mean, stats["low"], strict=True)],
-                  [hi - m for m, hi in zip(mean, stats["high"], strict=True)]]
+        spread = [
+            [m - lo for m, lo in zip(mean, stats["low"], strict=True)],
+            [hi - m for m, hi in zip(mean, stats["high"], strict=True)],
+        ]
         ax.errorbar(x, mean, yerr=spread, fmt="none", ecolor=colour, elinewidth=1, capsize=0)
 
 
@@ -78,30 +84,54 @@ def _finish_axes(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.legend(fontsize="small", loc="best", title=SPREAD_NOTE, title_fontsize="small")
 
 
-def plot_accuracy_vs_compute(results: pl.DataFrame, pgr: pl.DataFrame, dataset: str,
-                             method: str) -> Figure:
+def plot_accuracy_vs_compute(
+    results: pl.DataFrame, pgr: pl.DataFrame, dataset: str, method: str
+) -> Figure:
     """Students per weak supervisor against the ground-truth ceiling (Burns et al. Fig. 3)."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     truth = _ground_truth_means(results, dataset)
-    ax.plot(truth["compute"].to_list(), truth["mean"].to_list(), color="black", linestyle="--",
-            marker=".", label="ground-truth ceiling", gid=CEILING_GID)
+    ax.plot(
+        truth["compute"].to_list(),
+        truth["mean"].to_list(),
+        color="black",
+        linestyle="--",
+        marker=".",
+        label="ground-truth ceiling",
+        gid=CEILING_GID,
+    )
     truth_by_model = {row["model"]: row for row in truth.iter_rows(named=True)}
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     weak_compute = _weak_compute(students)
     colours = weak_colours(weak_compute)
     for weak in sorted(weak_compute, key=lambda name: (weak_compute[name], name)):
-        stats = _seed_stats(students.filter(pl.col("weak_model") == weak), ["strong_model"],
-                            "student_accuracy", "strong_effective_compute")
+        stats = _seed_stats(
+            students.filter(pl.col("weak_model") == weak),
+            ["strong_model"],
+            "student_accuracy",
+            "strong_effective_compute",
+        )
         label = f"weak supervisor: {weak} ({weak_compute[weak]:.1e} FLOPs)"
         _draw_series(ax, stats, colours[weak], label, f"weak:{weak}")
         own = truth_by_model.get(weak)
         if own is not None:  # the supervisor's own accuracy, where its students start from
-            ax.scatter([own["compute"]], [own["mean"]], color=colours[weak], marker="s", s=60,
-                       edgecolors="black", zorder=3, gid=f"weak-point:{weak}")
+            ax.scatter(
+                [own["compute"]],
+                [own["mean"]],
+                color=colours[weak],
+                marker="s",
+                s=60,
+                edgecolors="black",
+                zorder=3,
+                gid=f"weak-point:{weak}",
+            )
     # the x axis also carries the weak models and the ceiling, not only strong students
-    _finish_axes(ax, MODEL_COMPUTE_LABEL, "test accuracy (fraction, mean over seeds)",
-                 f"{dataset} — {method}: weak-to-strong student accuracy")
+    _finish_axes(
+        ax,
+        MODEL_COMPUTE_LABEL,
+        "test accuracy (fraction, mean over seeds)",
+        f"{dataset} — {method}: weak-to-strong student accuracy",
+    )
     return fig
 
 
@@ -115,13 +145,21 @@ def plot_pgr_vs_compute(pgr: pl.DataFrame, dataset: str, method: str) -> Figure:
     weak_compute = _weak_compute(students)
     colours = weak_colours(weak_compute)
     for weak in sorted(weak_compute, key=lambda name: (weak_compute[name], name)):
-        stats = _seed_stats(students.filter(pl.col("weak_model") == weak), ["strong_model"],
-                            "pgr", "strong_effective_compute")
+        stats = _seed_stats(
+            students.filter(pl.col("weak_model") == weak),
+            ["strong_model"],
+            "pgr",
+            "strong_effective_compute",
+        )
         suffix = "" if stats.height else ", PGR undefined"
         label = f"weak supervisor: {weak} ({weak_compute[weak]:.1e} FLOPs{suffix})"
         _draw_series(ax, stats, colours[weak], label, f"weak:{weak}")
-    _finish_axes(ax, STRONG_COMPUTE_LABEL, "PGR (fraction of gap, mean over seeds)",
-                 f"{dataset} — {method}: performance gap recovered")
+    _finish_axes(
+        ax,
+        STRONG_COMPUTE_LABEL,
+        "PGR (fraction of gap, mean over seeds)",
+        f"{dataset} — {method}: performance gap recovered",
+    )
     return fig
 
 
@@ -151,8 +189,9 @@ def write_figures(results: pl.DataFrame, pgr: pl.DataFrame, out_dir: Path) -> li
     for dataset, method in pairs.iter_rows():
         stem = f"{_slug(dataset)}_{_slug(method)}"
         figures = {
-            f"accuracy_vs_compute_{stem}.png": plot_accuracy_vs_compute(results, pgr, dataset,
-                                                                        method),
+            f"accuracy_vs_compute_{stem}.png": plot_accuracy_vs_compute(
+                results, pgr, dataset, method
+            ),
             f"pgr_vs_compute_{stem}.png": plot_pgr_vs_compute(pgr, dataset, method),
         }
         for name, fig in figures.items():

@@ -11,9 +11,16 @@ import polars as pl
 GROUND_TRUTH_KEYS = ("dataset", "seed", "mode")
 
 PGR_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "dataset": pl.String, "seed": pl.Int64, "weak_model": pl.String, "strong_model": pl.String,
-    "method": pl.String, "weak_accuracy": pl.Float64, "ceiling_accuracy": pl.Float64,
-    "student_accuracy": pl.Float64, "pgr": pl.Float64, "weak_effective_compute": pl.Float64,
+    "dataset": pl.String,
+    "seed": pl.Int64,
+    "weak_model": pl.String,
+    "strong_model": pl.String,
+    "method": pl.String,
+    "weak_accuracy": pl.Float64,
+    "ceiling_accuracy": pl.Float64,
+    "student_accuracy": pl.Float64,
+    "pgr": pl.Float64,
+    "weak_effective_compute": pl.Float64,
     "strong_effective_compute": pl.Float64,
 }
 PAIR_KEYS = ("dataset", "weak_model", "strong_model", "method")
@@ -29,8 +36,11 @@ def _ground_truth(results: pl.DataFrame) -> pl.DataFrame:
         results.filter(pl.col("stage") == "ground_truth")
         .sort([*keys, "job_id"], nulls_last=True)
         .unique(subset=keys, keep="first", maintain_order=True)
-        .select(*keys, pl.col("test_accuracy").fill_nan(None).alias("accuracy"),
-                pl.col("effective_compute").alias("gt_effective_compute"))
+        .select(
+            *keys,
+            pl.col("test_accuracy").fill_nan(None).alias("accuracy"),
+            pl.col("effective_compute").alias("gt_effective_compute"),
+        )
     )
 
 
@@ -38,18 +48,27 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
     """One row per student run: its weak supervisor's and its ceiling's accuracy, and its PGR."""
     truth = _ground_truth(results)
     students = results.filter(pl.col("stage") == "student").select(
-        *GROUND_TRUTH_KEYS, "weak_model", pl.col("model").alias("strong_model"), "method",
+        *GROUND_TRUTH_KEYS,
+        "weak_model",
+        pl.col("model").alias("strong_model"),
+        "method",
         pl.col("test_accuracy").fill_nan(None).alias("student_accuracy"),
-        "weak_effective_compute", pl.col("effective_compute").alias("strong_effective_compute"),
+        "weak_effective_compute",
+        pl.col("effective_compute").alias("strong_effective_compute"),
     )
-    weak = truth.rename({"model": "weak_model", "accuracy": "weak_accuracy",
-                         "gt_effective_compute": "weak_gt_compute"})
+    weak = truth.rename(
+        {
+            "model": "weak_model",
+            "accuracy": "weak_accuracy",
+            "gt_effective_compute": "weak_gt_compute",
+        }
+    )
     ceiling = truth.rename({"model": "strong_model", "accuracy": "ceiling_accuracy"}).drop(
-        "gt_effective_compute")
-    joined = (
-        students.join(weak, on=[*GROUND_TRUTH_KEYS, "weak_model"], how="left", nulls_equal=True)
-        .join(ceiling, on=[*GROUND_TRUTH_KEYS, "strong_model"], how="left", nulls_equal=True)
+        "gt_effective_compute"
     )
+    joined = students.join(
+        weak, on=[*GROUND_TRUTH_KEYS, "weak_model"], how="left", nulls_equal=True
+    ).join(ceiling, on=[*GROUND_TRUTH_KEYS, "strong_model"], how="left", nulls_equal=True)
     gap = pl.col("ceiling_accuracy") - pl.col("weak_accuracy")
     return (
         joined.with_columns(
@@ -58,12 +77,21 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
             .otherwise(None)
             .alias("pgr"),
             # older result files may lack the weak compute on the student row
-            pl.coalesce("weak_effective_compute", "weak_gt_compute")
-            .alias("weak_effective_compute"),
+            pl.coalesce("weak_effective_compute", "weak_gt_compute").alias(
+                "weak_effective_compute"
+            ),
         )
         .select([pl.col(name).cast(dtype) for name, dtype in PGR_SCHEMA.items()])
-        .sort("dataset", "weak_effective_compute", "strong_effective_compute", "weak_model",
-              "strong_model", "method", "seed", nulls_last=True)
+        .sort(
+            "dataset",
+            "weak_effective_compute",
+            "strong_effective_compute",
+            "weak_model",
+            "strong_model",
+            "method",
+            "seed",
+            nulls_last=True,
+        )
     )
 
 
@@ -82,8 +110,15 @@ def summarize_pgr(pgr: pl.DataFrame) -> pl.DataFrame:
             pl.col("weak_effective_compute").max().alias("weak_effective_compute"),
             pl.col("strong_effective_compute").max().alias("strong_effective_compute"),
         )
-        .sort("dataset", "weak_effective_compute", "strong_effective_compute", "method",
-              "weak_model", "strong_model", nulls_last=True)
+        .sort(
+            "dataset",
+            "weak_effective_compute",
+            "strong_effective_compute",
+            "method",
+            "weak_model",
+            "strong_model",
+            nulls_last=True,
+        )
     )
 
 
@@ -91,8 +126,10 @@ def undefined_pgr_rows(pgr: pl.DataFrame) -> pl.DataFrame:
     """The rows whose PGR is null, each with why, so an undefined rung can be explained."""
     missing_truth = pl.col("weak_accuracy").is_null() | pl.col("ceiling_accuracy").is_null()
     reason = (
-        pl.when(missing_truth).then(pl.lit(REASON_MISSING))
-        .when(pl.col("ceiling_accuracy") <= pl.col("weak_accuracy")).then(pl.lit(REASON_NO_GAP))
+        pl.when(missing_truth)
+        .then(pl.lit(REASON_MISSING))
+        .when(pl.col("ceiling_accuracy") <= pl.col("weak_accuracy"))
+        .then(pl.lit(REASON_NO_GAP))
         .otherwise(pl.lit(REASON_NO_STUDENT))
     )
     return pgr.filter(pl.col("pgr").is_null()).with_columns(reason.alias("reason"))

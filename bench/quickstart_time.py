@@ -1,7 +1,7 @@
 """Time the quickstart study end to end, asset fetch included, and print a table.
 
-    python bench/quickstart_time.py                 # fresh cache: fetch + extract + run
-    python bench/quickstart_time.py --warm-cache    # reuse $W2S_CACHE (features cached)
+python bench/quickstart_time.py                 # fresh cache: fetch + extract + run
+python bench/quickstart_time.py --warm-cache    # reuse $W2S_CACHE (features cached)
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def main() -> None:
         env["W2S_CACHE"] = str(scratch / "cache")
     study_dir = scratch / "study"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "w2s_ray.cli", "run", args.study,
-                           "--study-dir", str(study_dir)], env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "w2s_ray.cli", "run", args.study, "--study-dir", str(study_dir)],
+        env=env,
+        check=False,
+    )
     total = time.monotonic() - started
     per_stage: dict[str, list[float]] = {}
     for result_file in study_dir.glob("jobs/*/result.json"):
@@ -41,7 +44,8 @@ def main() -> None:
         times = per_stage.get(stage, [])
         print(f"{stage:<28}{len(times):>6}{sum(times):>20.1f}")
     cache = "warm" if args.warm_cache else "cold (fetch + extract included)"
-    print(f"{'quickstart wall time':<28}{'':>6}{total:>20.1f}   cache: {cache}, exit {proc.returncode}")
+    label = "quickstart wall time"
+    print(f"{label:<28}{'':>6}{total:>20.1f}   cache: {cache}, exit {proc.returncode}")
     print(f"study dir: {study_dir}")
 
 

@@ -47,9 +47,14 @@ def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int) -> Path:
     assert tokenizer.convert_tokens_to_ids("good") == _vocab().index("good")
     tokenizer.save_pretrained(path)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(_vocab()), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden,
-                        max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(path)
     return path
 
@@ -58,8 +63,10 @@ def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int) -> Path:
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two randomly initialised BERTs of different sizes (a weak and a strong rung)."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return {"tiny-s": _save_tiny_bert(root / "tiny-s", 16, 1, 0),
-            "tiny-l": _save_tiny_bert(root / "tiny-l", 32, 2, 1)}
+    return {
+        "tiny-s": _save_tiny_bert(root / "tiny-s", 16, 1, 0),
+        "tiny-l": _save_tiny_bert(root / "tiny-l", 32, 2, 1),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,9 @@ def test_quickstart_on_a_subset_of_the_real_assets(ray_session, tmp_path):
     assert gt["test_accuracy"].min() > 0.6
     pgr = outcome.pgr
     assert pgr.height == 3 * 2
-    widest = pgr.filter((pl.col("weak_model") == "minilm-l3") & (pl.col("strong_model") == "mpnet-base"))
+    widest = pgr.filter(
+        (pl.col("weak_model") == "minilm-l3") & (pl.col("strong_model") == "mpnet-base")
+    )
     assert widest["pgr"].is_not_null().all() and widest["pgr"].is_finite().all()
     for name in ("results.parquet", "pgr.parquet", "study.yaml"):
         assert (tmp_path / "qs" / name).is_file()

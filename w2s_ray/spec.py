@@ -70,8 +70,9 @@ class StudySpec(_Strict):
     pairs: list[tuple[str, str]] | None = None  # (weak, strong); default: every ordered pair
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["probe", "finetune"] = "probe"
-    methods: list[MethodSpec] = Field(default_factory=lambda: [MethodSpec(name="xent")],
-                                      min_length=1)
+    methods: list[MethodSpec] = Field(
+        default_factory=lambda: [MethodSpec(name="xent")], min_length=1
+    )
     train: TrainSpec = Field(default_factory=TrainSpec)
     data: DataSpec = Field(default_factory=DataSpec)
     trust_remote_code: bool = False
@@ -115,9 +116,13 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    models: dict[str, type[BaseModel]] = {"train": TrainSpec, "data": DataSpec,
-                                          "methods": MethodSpec, "models": LocalModel,
-                                          "datasets": LocalDataset}
+    models: dict[str, type[BaseModel]] = {
+        "train": TrainSpec,
+        "data": DataSpec,
+        "methods": MethodSpec,
+        "models": LocalModel,
+        "datasets": LocalDataset,
+    }
     named = [p for p in loc[:-1] if isinstance(p, str) and p in models]
     model = models[named[0]] if named else StudySpec
     return list(model.model_fields)

@@ -20,12 +20,16 @@ from analysis.figures import (
 )
 from analysis.pgr import compute_pgr
 
-TRUTH = {0: {"small": 0.60, "medium": 0.70, "large": 0.80},
-         1: {"small": 0.62, "medium": 0.74, "large": 0.86}}
+TRUTH = {
+    0: {"small": 0.60, "medium": 0.70, "large": 0.80},
+    1: {"small": 0.62, "medium": 0.74, "large": 0.86},
+}
 STUDENT = {  # (weak, strong, method) -> accuracy per seed
-    ("small", "medium", "xent"): (0.66, 0.70), ("small", "large", "xent"): (0.70, 0.76),
+    ("small", "medium", "xent"): (0.66, 0.70),
+    ("small", "large", "xent"): (0.70, 0.76),
     ("medium", "large", "xent"): (0.76, 0.80),
-    ("small", "medium", "logconf"): (0.68, 0.72), ("small", "large", "logconf"): (0.74, 0.80),
+    ("small", "medium", "logconf"): (0.68, 0.72),
+    ("small", "large", "logconf"): (0.74, 0.80),
     ("medium", "large", "logconf"): (0.78, 0.84),
 }
 
@@ -34,8 +38,11 @@ STUDENT = {  # (weak, strong, method) -> accuracy per seed
 def results(rows) -> pl.DataFrame:
     data = [rows.truth(m, acc, seed=s) for s, accs in TRUTH.items() for m, acc in accs.items()]
     data += [rows.label("small", 0.6, seed=s) for s in TRUTH]
-    data += [rows.student(weak, strong, acc, seed=seed, method=method)
-             for (weak, strong, method), accs in STUDENT.items() for seed, acc in enumerate(accs)]
+    data += [
+        rows.student(weak, strong, acc, seed=seed, method=method)
+        for (weak, strong, method), accs in STUDENT.items()
+        for seed, acc in enumerate(accs)
+    ]
     return rows.table(data)
 
 
@@ -66,14 +73,17 @@ def test_accuracy_figure_has_a_ceiling_and_a_line_per_weak_supervisor(results, r
     order = ["small", "medium", "large"]
     assert list(ceiling.get_xdata()) == [rows.compute[m] for m in order]
     assert list(ceiling.get_ydata()) == pytest.approx(
-        [_mean([TRUTH[s][m] for s in TRUTH]) for m in order])
+        [_mean([TRUTH[s][m] for s in TRUTH]) for m in order]
+    )
     assert ceiling.get_color() == "black" and ceiling.get_linestyle() == "--"
     small = _line(fig, "weak:small")
     assert list(small.get_xdata()) == [rows.compute["medium"], rows.compute["large"]]
     assert list(small.get_ydata()) == pytest.approx(
-        [_mean(STUDENT["small", "medium", "logconf"]), _mean(STUDENT["small", "large", "logconf"])])
+        [_mean(STUDENT["small", "medium", "logconf"]), _mean(STUDENT["small", "large", "logconf"])]
+    )
     assert list(_line(fig, "weak:medium").get_ydata()) == pytest.approx(
-        [_mean(STUDENT["medium", "large", "logconf"])])
+        [_mean(STUDENT["medium", "large", "logconf"])]
+    )
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "ground-truth ceiling" in legend and any("small" in t for t in legend)
 
@@ -87,20 +97,27 @@ def test_weak_points_sit_at_their_own_accuracy_in_their_line_colour(results, row
         ((x, y),) = point.get_offsets().tolist()
         assert (x, y) == pytest.approx((rows.compute[weak], _mean([TRUTH[s][weak] for s in TRUTH])))
         assert tuple(point.get_facecolor()[0]) == pytest.approx(
-            to_rgba(_line(fig, f"weak:{weak}").get_color()))
+            to_rgba(_line(fig, f"weak:{weak}").get_color())
+        )
     assert _line(fig, "weak:small").get_color() != _line(fig, "weak:medium").get_color()
 
 
 def test_pgr_figure_averages_only_defined_values(rows):
-    pgr = pl.DataFrame({
-        "dataset": ["toy"] * 4, "seed": [0, 1, 0, 1],
-        "weak_model": ["small", "small", "medium", "medium"],
-        "strong_model": ["large"] * 4, "method": ["xent"] * 4,
-        "weak_accuracy": [0.6] * 4, "ceiling_accuracy": [0.8] * 4,
-        "student_accuracy": [0.7] * 4, "pgr": [0.5, None, None, None],
-        "weak_effective_compute": [1e15, 1e15, 1e16, 1e16],
-        "strong_effective_compute": [1e17] * 4,
-    })
+    pgr = pl.DataFrame(
+        {
+            "dataset": ["toy"] * 4,
+            "seed": [0, 1, 0, 1],
+            "weak_model": ["small", "small", "medium", "medium"],
+            "strong_model": ["large"] * 4,
+            "method": ["xent"] * 4,
+            "weak_accuracy": [0.6] * 4,
+            "ceiling_accuracy": [0.8] * 4,
+            "student_accuracy": [0.7] * 4,
+            "pgr": [0.5, None, None, None],
+            "weak_effective_compute": [1e15, 1e15, 1e16, 1e16],
+            "strong_effective_compute": [1e17] * 4,
+        }
+    )
     fig = plot_pgr_vs_compute(pgr, "toy", "xent")
     _assert_labelled_log_axes(fig, "toy", "xent")
     ax = fig.axes[0]
@@ -117,8 +134,12 @@ def test_pgr_figure_matches_the_pgr_table(results, rows):
     fig = plot_pgr_vs_compute(pgr, "toy", "xent")
     small = _line(fig, "weak:small")
     expected = [
-        _mean([(acc - TRUTH[s]["small"]) / (TRUTH[s][strong] - TRUTH[s]["small"])
-               for s, acc in enumerate(STUDENT["small", strong, "xent"])])
+        _mean(
+            [
+                (acc - TRUTH[s]["small"]) / (TRUTH[s][strong] - TRUTH[s]["small"])
+                for s, acc in enumerate(STUDENT["small", strong, "xent"])
+            ]
+        )
         for strong in ("medium", "large")
     ]
     assert list(small.get_xdata()) == [rows.compute["medium"], rows.compute["large"]]
@@ -128,8 +149,11 @@ def test_pgr_figure_matches_the_pgr_table(results, rows):
 def test_write_figures_writes_every_dataset_and_method_and_no_temp_files(results, tmp_path):
     out_dir = tmp_path / "figures"
     paths = write_figures(results, compute_pgr(results), out_dir)
-    expected = {f"{kind}_vs_compute_toy_{method}.png"
-                for kind in ("accuracy", "pgr") for method in ("xent", "logconf")}
+    expected = {
+        f"{kind}_vs_compute_toy_{method}.png"
+        for kind in ("accuracy", "pgr")
+        for method in ("xent", "logconf")
+    }
     assert {p.name for p in paths} == expected
     assert all(p.parent == out_dir for p in paths)
     assert {p.name for p in out_dir.iterdir()} == expected  # nothing else, hidden temps included
@@ -155,8 +179,15 @@ def test_a_failed_save_leaves_neither_the_figure_nor_a_temp_file(results, tmp_pa
 
 
 def test_analysis_imports_neither_ray_nor_torch():
-    code = ("import sys, analysis, analysis.pgr, analysis.figures; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'ray', 'torch'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[2])
+    code = (
+        "import sys, analysis, analysis.pgr, analysis.figures; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'ray', 'torch'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert out.stdout.strip() == "[]"

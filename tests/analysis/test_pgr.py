@@ -14,14 +14,18 @@ def _one(pgr: pl.DataFrame) -> dict:
 
 
 def test_pgr_is_the_share_of_the_gap_the_student_closes(rows):
-    results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.8),
-                          rows.student("small", "large", 0.7)])
+    results = rows.table(
+        [rows.truth("small", 0.6), rows.truth("large", 0.8), rows.student("small", "large", 0.7)]
+    )
     pgr = compute_pgr(results)
     assert pgr.columns == list(PGR_SCHEMA)
     row = _one(pgr)
     assert row["pgr"] == pytest.approx(0.5)
     assert (row["weak_accuracy"], row["ceiling_accuracy"], row["student_accuracy"]) == (
-        0.6, 0.8, 0.7)
+        0.6,
+        0.8,
+        0.7,
+    )
     assert (row["weak_model"], row["strong_model"], row["method"]) == ("small", "large", "xent")
     assert row["weak_effective_compute"] == rows.compute["small"]
     assert row["strong_effective_compute"] == rows.compute["large"]
@@ -30,15 +34,25 @@ def test_pgr_is_the_share_of_the_gap_the_student_closes(rows):
 
 @pytest.mark.parametrize(("student_acc", "expected"), [(0.5, -0.5), (0.9, 1.5), (0.8, 1.0)])
 def test_pgr_is_not_clipped(rows, student_acc, expected):
-    results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.8),
-                          rows.student("small", "large", student_acc)])
+    results = rows.table(
+        [
+            rows.truth("small", 0.6),
+            rows.truth("large", 0.8),
+            rows.student("small", "large", student_acc),
+        ]
+    )
     assert _one(compute_pgr(results))["pgr"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("ceiling", [0.6, 0.55], ids=["ceiling-equals-weak", "ceiling-below-weak"])
 def test_no_positive_gap_gives_null_with_a_reason(rows, ceiling):
-    results = rows.table([rows.truth("small", 0.6), rows.truth("large", ceiling),
-                          rows.student("small", "large", 0.7)])
+    results = rows.table(
+        [
+            rows.truth("small", 0.6),
+            rows.truth("large", ceiling),
+            rows.student("small", "large", 0.7),
+        ]
+    )
     pgr = compute_pgr(results)
     assert _one(pgr)["pgr"] is None
     undefined = undefined_pgr_rows(pgr)
@@ -58,28 +72,41 @@ def test_missing_ground_truth_gives_null_with_a_reason(rows, present):
 
 
 def test_ground_truth_of_another_seed_or_dataset_does_not_count(rows):
-    results = rows.table([
-        rows.truth("small", 0.6, seed=1), rows.truth("large", 0.8, seed=1),
-        rows.truth("small", 0.6, dataset="other"), rows.truth("large", 0.8, dataset="other"),
-        rows.student("small", "large", 0.7, seed=0),
-    ])
+    results = rows.table(
+        [
+            rows.truth("small", 0.6, seed=1),
+            rows.truth("large", 0.8, seed=1),
+            rows.truth("small", 0.6, dataset="other"),
+            rows.truth("large", 0.8, dataset="other"),
+            rows.student("small", "large", 0.7, seed=0),
+        ]
+    )
     assert _one(compute_pgr(results))["pgr"] is None
 
 
 def test_label_rows_are_ignored(rows):
-    results = rows.table([
-        rows.truth("small", 0.6), rows.truth("large", 0.8),
-        rows.label("small", 0.1), rows.label("large", 0.99),
-        rows.student("small", "large", 0.7),
-    ])
+    results = rows.table(
+        [
+            rows.truth("small", 0.6),
+            rows.truth("large", 0.8),
+            rows.label("small", 0.1),
+            rows.label("large", 0.99),
+            rows.student("small", "large", 0.7),
+        ]
+    )
     pgr = compute_pgr(results)
     assert _one(pgr)["pgr"] == pytest.approx(0.5)
     assert _one(pgr)["weak_accuracy"] == 0.6
 
 
 def test_ground_truth_method_may_be_null_or_named(rows):
-    results = rows.table([rows.truth("small", 0.6, method="ground_truth"),
-                          rows.truth("large", 0.8), rows.student("small", "large", 0.7)])
+    results = rows.table(
+        [
+            rows.truth("small", 0.6, method="ground_truth"),
+            rows.truth("large", 0.8),
+            rows.student("small", "large", 0.7),
+        ]
+    )
     assert _one(compute_pgr(results))["pgr"] == pytest.approx(0.5)
 
 
@@ -91,12 +118,18 @@ def test_weak_compute_falls_back_to_the_weak_ground_truth_run(rows):
 
 def _ladder(rows) -> pl.DataFrame:
     """Two seeds, two methods, three models; seed 1's small model has no gap below medium."""
-    truths = {0: {"small": 0.6, "medium": 0.7, "large": 0.8},
-              1: {"small": 0.7, "medium": 0.7, "large": 0.9}}
-    students = {("small", "medium"): (0.65, 0.75), ("small", "large"): (0.7, 0.8),
-                ("medium", "large"): (0.75, 0.8)}
-    data = [rows.truth(m, acc, seed=seed) for seed, accs in truths.items()
-            for m, acc in accs.items()]
+    truths = {
+        0: {"small": 0.6, "medium": 0.7, "large": 0.8},
+        1: {"small": 0.7, "medium": 0.7, "large": 0.9},
+    }
+    students = {
+        ("small", "medium"): (0.65, 0.75),
+        ("small", "large"): (0.7, 0.8),
+        ("medium", "large"): (0.75, 0.8),
+    }
+    data = [
+        rows.truth(m, acc, seed=seed) for seed, accs in truths.items() for m, acc in accs.items()
+    ]
     data += [rows.label("small", 0.6, seed=seed) for seed in truths]
     for (weak, strong), (xent, logconf) in students.items():
         for seed in truths:
@@ -106,8 +139,13 @@ def _ladder(rows) -> pl.DataFrame:
 
 
 def _pair(frame: pl.DataFrame, weak: str, strong: str, method: str) -> dict:
-    return _one(frame.filter((pl.col("weak_model") == weak) & (pl.col("strong_model") == strong)
-                             & (pl.col("method") == method)))
+    return _one(
+        frame.filter(
+            (pl.col("weak_model") == weak)
+            & (pl.col("strong_model") == strong)
+            & (pl.col("method") == method)
+        )
+    )
 
 
 def test_seeds_and_methods_are_matched_and_aggregated(rows):
@@ -115,8 +153,12 @@ def test_seeds_and_methods_are_matched_and_aggregated(rows):
     assert pgr.height == 3 * 2 * 2
 
     def value(weak, strong, method, seed):
-        return pgr.filter((pl.col("weak_model") == weak) & (pl.col("strong_model") == strong)
-                          & (pl.col("method") == method) & (pl.col("seed") == seed))["pgr"].item()
+        return pgr.filter(
+            (pl.col("weak_model") == weak)
+            & (pl.col("strong_model") == strong)
+            & (pl.col("method") == method)
+            & (pl.col("seed") == seed)
+        )["pgr"].item()
 
     assert value("small", "large", "xent", 0) == pytest.approx((0.7 - 0.6) / (0.8 - 0.6))
     assert value("small", "large", "xent", 1) == pytest.approx((0.7 - 0.7) / (0.9 - 0.7))
@@ -144,18 +186,26 @@ def test_seeds_and_methods_are_matched_and_aggregated(rows):
 def test_summary_is_sorted_by_weak_then_strong_compute_then_method(rows):
     summary = summarize_pgr(compute_pgr(_ladder(rows)))
     assert summary.select("weak_model", "strong_model", "method").rows() == [
-        ("small", "medium", "logconf"), ("small", "medium", "xent"),
-        ("small", "large", "logconf"), ("small", "large", "xent"),
-        ("medium", "large", "logconf"), ("medium", "large", "xent"),
+        ("small", "medium", "logconf"),
+        ("small", "medium", "xent"),
+        ("small", "large", "logconf"),
+        ("small", "large", "xent"),
+        ("medium", "large", "logconf"),
+        ("medium", "large", "xent"),
     ]
 
 
 def test_all_undefined_pair_has_null_mean(rows):
-    results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.6),
-                          rows.student("small", "large", 0.7)])
+    results = rows.table(
+        [rows.truth("small", 0.6), rows.truth("large", 0.6), rows.student("small", "large", 0.7)]
+    )
     row = summarize_pgr(compute_pgr(results)).row(0, named=True)
     assert (row["n_seeds"], row["n_defined"], row["pgr_mean"], row["pgr_median"]) == (
-        1, 0, None, None)
+        1,
+        0,
+        None,
+        None,
+    )
 
 
 def test_output_order_does_not_depend_on_input_order(rows):

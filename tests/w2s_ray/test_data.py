@@ -8,8 +8,11 @@ from w2s_ray.errors import UserError
 
 
 def _task(n_groups: int = 60, per_group: int = 3) -> TaskData:
-    rows = [(f"text {g}-{i}", (g + i) % 2 if g % 3 else 1, f"g{g}")
-            for g in range(n_groups) for i in range(per_group)]
+    rows = [
+        (f"text {g}-{i}", (g + i) % 2 if g % 3 else 1, f"g{g}")
+        for g in range(n_groups)
+        for i in range(per_group)
+    ]
     return TaskData(make_examples(rows), None)
 
 

@@ -13,29 +13,62 @@ SEEDS = range(40)
 
 # allenai/sciq: question, distractor3, distractor1, distractor2, correct_answer, support
 SCIQ_ROWS: list[dict[str, Any]] = [
-    {"question": "What gas do plants absorb from the air for photosynthesis?",
-     "distractor3": "helium", "distractor1": "oxygen", "distractor2": "nitrogen",
-     "correct_answer": "carbon dioxide", "support": "Plants take in carbon dioxide."},
-    {"question": "What is the SI unit of force?", "distractor3": "joule",
-     "distractor1": "watt", "distractor2": "pascal", "correct_answer": "newton", "support": ""},
-    {"question": "Which organelle makes most of a cell's ATP?", "distractor3": "ribosome",
-     "distractor1": "nucleus", "distractor2": "vacuole", "correct_answer": "mitochondrion",
-     "support": "Mitochondria are the powerhouse of the cell."},
-    {"question": "What is the charge of an electron?", "distractor3": "neutral",
-     "distractor1": "positive", "distractor2": "it varies", "correct_answer": "negative",
-     "support": ""},
+    {
+        "question": "What gas do plants absorb from the air for photosynthesis?",
+        "distractor3": "helium",
+        "distractor1": "oxygen",
+        "distractor2": "nitrogen",
+        "correct_answer": "carbon dioxide",
+        "support": "Plants take in carbon dioxide.",
+    },
+    {
+        "question": "What is the SI unit of force?",
+        "distractor3": "joule",
+        "distractor1": "watt",
+        "distractor2": "pascal",
+        "correct_answer": "newton",
+        "support": "",
+    },
+    {
+        "question": "Which organelle makes most of a cell's ATP?",
+        "distractor3": "ribosome",
+        "distractor1": "nucleus",
+        "distractor2": "vacuole",
+        "correct_answer": "mitochondrion",
+        "support": "Mitochondria are the powerhouse of the cell.",
+    },
+    {
+        "question": "What is the charge of an electron?",
+        "distractor3": "neutral",
+        "distractor1": "positive",
+        "distractor2": "it varies",
+        "correct_answer": "negative",
+        "support": "",
+    },
 ]
 
 # google/boolq: question, answer (bool), passage
 BOOLQ_ROWS: list[dict[str, Any]] = [
-    {"question": "is the pacific ocean the largest ocean", "answer": True,
-     "passage": "Pacific Ocean -- The Pacific is the largest and deepest of the oceans."},
-    {"question": "is the pacific ocean shallower than the atlantic", "answer": False,
-     "passage": "Pacific Ocean -- The Pacific is the largest and deepest of the oceans."},
-    {"question": "can penguins fly", "answer": False,
-     "passage": "Penguin -- Penguins are flightless birds living in the Southern Hemisphere."},
-    {"question": "do penguins live in the southern hemisphere", "answer": True,
-     "passage": "Penguin -- Penguins are flightless birds living in the Southern Hemisphere."},
+    {
+        "question": "is the pacific ocean the largest ocean",
+        "answer": True,
+        "passage": "Pacific Ocean -- The Pacific is the largest and deepest of the oceans.",
+    },
+    {
+        "question": "is the pacific ocean shallower than the atlantic",
+        "answer": False,
+        "passage": "Pacific Ocean -- The Pacific is the largest and deepest of the oceans.",
+    },
+    {
+        "question": "can penguins fly",
+        "answer": False,
+        "passage": "Penguin -- Penguins are flightless birds living in the Southern Hemisphere.",
+    },
+    {
+        "question": "do penguins live in the southern hemisphere",
+        "answer": True,
+        "passage": "Penguin -- Penguins are flightless birds living in the Southern Hemisphere.",
+    },
 ]
 
 # fancyzhx/amazon_polarity: label (0 negative, 1 positive), title, content
@@ -46,47 +79,83 @@ AMAZON_ROWS: list[dict[str, Any]] = [
 ]
 
 # allenai/cosmos_qa: id, context, question, answer0..answer3, label (gold index; -1 in test)
-_BAND_CONTEXT = ("I saw both bands on Wednesday night and they blew me away . I could not "
-                 "help but smile the whole time .")
+_BAND_CONTEXT = (
+    "I saw both bands on Wednesday night and they blew me away . I could not "
+    "help but smile the whole time ."
+)
 COSMOS_ROWS: list[dict[str, Any]] = [
-    {"id": "c1", "context": _BAND_CONTEXT,
-     "question": "In the future , will this person go to see other bands play ?",
-     "answer0": "None of the above choices .",
-     "answer1": "This person likes live music , so they will see other bands play .",
-     "answer2": "This person only likes these two bands .",
-     "answer3": "Other bands are not on tour .", "label": 1},
-    {"id": "c2", "context": _BAND_CONTEXT, "question": "How did the person feel at the show ?",
-     "answer0": "Bored .", "answer1": "Happy .", "answer2": "Angry .",
-     "answer3": "None of the above choices .", "label": 1},
-    {"id": "c3", "context": "My temp agency called and said I was no longer needed .",
-     "question": "Why might the agency have let me go ?",
-     "answer0": "The client changed its mind .", "answer1": "I quit first .",
-     "answer2": "None of the above choices .", "answer3": "I asked for a raise .",
-     "label": 2},
-    {"id": "c4", "context": "We missed the last bus , so we walked home in the rain .",
-     "question": "What happened after they missed the bus ?",
-     "answer0": "They took a taxi .", "answer1": "They stayed at a hotel .",
-     "answer2": "They walked home .", "answer3": "None of the above choices .",
-     "label": 2},
+    {
+        "id": "c1",
+        "context": _BAND_CONTEXT,
+        "question": "In the future , will this person go to see other bands play ?",
+        "answer0": "None of the above choices .",
+        "answer1": "This person likes live music , so they will see other bands play .",
+        "answer2": "This person only likes these two bands .",
+        "answer3": "Other bands are not on tour .",
+        "label": 1,
+    },
+    {
+        "id": "c2",
+        "context": _BAND_CONTEXT,
+        "question": "How did the person feel at the show ?",
+        "answer0": "Bored .",
+        "answer1": "Happy .",
+        "answer2": "Angry .",
+        "answer3": "None of the above choices .",
+        "label": 1,
+    },
+    {
+        "id": "c3",
+        "context": "My temp agency called and said I was no longer needed .",
+        "question": "Why might the agency have let me go ?",
+        "answer0": "The client changed its mind .",
+        "answer1": "I quit first .",
+        "answer2": "None of the above choices .",
+        "answer3": "I asked for a raise .",
+        "label": 2,
+    },
+    {
+        "id": "c4",
+        "context": "We missed the last bus , so we walked home in the rain .",
+        "question": "What happened after they missed the bus ?",
+        "answer0": "They took a taxi .",
+        "answer1": "They stayed at a hotel .",
+        "answer2": "They walked home .",
+        "answer3": "None of the above choices .",
+        "label": 2,
+    },
 ]
 
 # Anthropic/hh-rlhf: chosen, rejected (full dialogues ending in the two responses)
 _SLEEP = "\n\nHuman: How can I fall asleep faster?\n\nAssistant:"
 HH_ROWS: list[dict[str, Any]] = [
-    {"chosen": _SLEEP + " Keep a regular schedule and avoid screens before bed.",
-     "rejected": _SLEEP + " Just take a lot of pills."},
-    {"chosen": _SLEEP + " Try a cool, dark room and a wind-down routine.",
-     "rejected": _SLEEP + " Try drinking coffee at night."},
-    {"chosen": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about Miso?",
-     "rejected": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about Dog?"},
-    {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke"
-               "\n\nAssistant: Why did the chicken cross the road?",
-     "rejected": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke"
-                 "\n\nAssistant: No."},
+    {
+        "chosen": _SLEEP + " Keep a regular schedule and avoid screens before bed.",
+        "rejected": _SLEEP + " Just take a lot of pills.",
+    },
+    {
+        "chosen": _SLEEP + " Try a cool, dark room and a wind-down routine.",
+        "rejected": _SLEEP + " Try drinking coffee at night.",
+    },
+    {
+        "chosen": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about Miso?",
+        "rejected": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about Dog?",
+    },
+    {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke"
+        "\n\nAssistant: Why did the chicken cross the road?",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke"
+        "\n\nAssistant: No.",
+    },
 ]
 
-FIXTURES = {"sciq": SCIQ_ROWS, "boolq": BOOLQ_ROWS, "amazon_polarity": AMAZON_ROWS,
-            "cosmos_qa": COSMOS_ROWS, "anthropic_hh": HH_ROWS}
+FIXTURES = {
+    "sciq": SCIQ_ROWS,
+    "boolq": BOOLQ_ROWS,
+    "amazon_polarity": AMAZON_ROWS,
+    "cosmos_qa": COSMOS_ROWS,
+    "anthropic_hh": HH_ROWS,
+}
 
 
 def _convert(name: str, seed: int) -> list[RawExample]:
@@ -158,8 +227,10 @@ def test_sciq_seed_changes_choice_and_groups_follow_the_question() -> None:
 
 def test_boolq_text_labels_and_passage_groups() -> None:
     out = _convert("boolq", 0)
-    assert out[0]["text"] == ("Passage: Pacific Ocean -- The Pacific is the largest and deepest "
-                              "of the oceans.\nQuestion: is the pacific ocean the largest ocean")
+    assert out[0]["text"] == (
+        "Passage: Pacific Ocean -- The Pacific is the largest and deepest "
+        "of the oceans.\nQuestion: is the pacific ocean the largest ocean"
+    )
     assert [ex["label"] for ex in out] == [1, 0, 0, 1]
     assert out[0]["group"] == out[1]["group"] != out[2]["group"] == out[3]["group"]
     assert _convert("boolq", 1) == out  # nothing is sampled
@@ -247,8 +318,10 @@ def test_anthropic_hh_groups_by_the_shared_dialogue() -> None:
     assert groups[0] == groups[1]
     assert len({groups[0], groups[2], groups[3]}) == 3
     assert {ex["group"] for s in SEEDS for ex in _convert("anthropic_hh", s)[:2]} == {groups[0]}
-    retold = {"chosen": "\n\nHuman: What's a good name for a cat?\n\nAssistant: Luna.",
-              "rejected": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about X"}
+    retold = {
+        "chosen": "\n\nHuman: What's a good name for a cat?\n\nAssistant: Luna.",
+        "rejected": "\n\nHuman: What's a good name for a cat?\n\nAssistant: How about X",
+    }
     assert HUB_TASKS["anthropic_hh"].convert([retold], 0)[0]["group"] == groups[2]
 
 

@@ -28,8 +28,9 @@ class _Outputs(torch.nn.Module):
         self.bert = bert
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                        token_type_ids=token_type_ids)
+        out = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        )
         return out.last_hidden_state, out.pooler_output
 
 
@@ -48,9 +49,16 @@ def tiny_bert() -> torch.nn.Module:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=40,
-                        layer_norm_eps=1e-7, attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        layer_norm_eps=1e-7,
+        attn_implementation="eager",
+    )
     model = BertModel(config).eval()
     with torch.no_grad():  # fresh biases are all 0 and LayerNorm weights all 1: randomise them
         for param in model.parameters():
@@ -60,10 +68,14 @@ def tiny_bert() -> torch.nn.Module:
 
 # Opset 17 exports LayerNormalization as one op; 14 decomposes it into ReduceMean/Sqrt/...
 # Dynamic axes as in real exports; static ones fold position ids into a constant.
-@pytest.fixture(scope="module", params=[(17, True), (14, False)],
-                ids=["opset17-dynamic", "opset14-static"])
-def onnx_file(request: pytest.FixtureRequest, tiny_bert: torch.nn.Module,
-              tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(
+    scope="module", params=[(17, True), (14, False)], ids=["opset17-dynamic", "opset14-static"]
+)
+def onnx_file(
+    request: pytest.FixtureRequest,
+    tiny_bert: torch.nn.Module,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "tiny-bert.onnx"
     names = ["input_ids", "attention_mask", "token_type_ids"]
     opset, dynamic = request.param
@@ -72,9 +84,16 @@ def onnx_file(request: pytest.FixtureRequest, tiny_bert: torch.nn.Module,
     # The legacy exporter warns it is deprecated, and about tracing transformers' mask code.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Outputs(tiny_bert).eval(), (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS),
-                          str(path), input_names=names, output_names=["hidden", "pooled"],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            _Outputs(tiny_bert).eval(),
+            (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS),
+            str(path),
+            input_names=names,
+            output_names=["hidden", "pooled"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
     return path
 
 
@@ -89,8 +108,11 @@ def test_converted_model_matches_the_exported_one(
     assert (config.num_hidden_layers, config.num_attention_heads, config.hidden_size) == (2, 4, 32)
     assert (config.intermediate_size, config.max_position_embeddings) == (64, 40)
     assert (config.layer_norm_eps, config.hidden_act, config.vocab_size) == (1e-7, "gelu", 100)
-    inputs = {"input_ids": INPUT_IDS, "attention_mask": ATTENTION_MASK,
-              "token_type_ids": TOKEN_TYPE_IDS}
+    inputs = {
+        "input_ids": INPUT_IDS,
+        "attention_mask": ATTENTION_MASK,
+        "token_type_ids": TOKEN_TYPE_IDS,
+    }
     with torch.no_grad():
         want, got = tiny_bert(**inputs), converted(**inputs)
     torch.testing.assert_close(got.last_hidden_state, want.last_hidden_state, atol=1e-5, rtol=0)
@@ -103,16 +125,23 @@ def test_reference_evaluator_reproduces_the_torch_model(
     onnx_file: Path, tiny_bert: torch.nn.Module
 ) -> None:
     # Only at the export's shapes: the traced mask code may bake them in.
-    hidden = onnx_reference_hidden_states(onnx_file, INPUT_IDS.numpy(), ATTENTION_MASK.numpy(),
-                                          TOKEN_TYPE_IDS.numpy())
+    hidden = onnx_reference_hidden_states(
+        onnx_file, INPUT_IDS.numpy(), ATTENTION_MASK.numpy(), TOKEN_TYPE_IDS.numpy()
+    )
     with torch.no_grad():
-        want = tiny_bert(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK,
-                         token_type_ids=TOKEN_TYPE_IDS).last_hidden_state.numpy()
+        want = tiny_bert(
+            input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK, token_type_ids=TOKEN_TYPE_IDS
+        ).last_hidden_state.numpy()
     np.testing.assert_allclose(hidden, want, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("initialiser", ["bert.encoder.layer.1.output.LayerNorm.weight",
-                                         "bert.encoder.layer.0.attention.self.value.bias"])
+@pytest.mark.parametrize(
+    "initialiser",
+    [
+        "bert.encoder.layer.1.output.LayerNorm.weight",
+        "bert.encoder.layer.0.attention.self.value.bias",
+    ],
+)
 def test_a_missing_initialiser_is_named(
     initialiser: str, onnx_file: Path, tokenizer_dir: Path, tmp_path: Path
 ) -> None:
@@ -143,8 +172,9 @@ def test_real_minilm_l3_matches_the_reference_evaluator(
     model = BertModel.from_pretrained(tmp_path / "hf").eval()
     assert (model.config.num_hidden_layers, model.config.num_attention_heads) == (3, 12)
     # "[CLS] the quick brown fox jumps . [SEP]" and a shorter, padded row (uncased vocab ids).
-    ids = np.array([[101, 1996, 4248, 2829, 4419, 14523, 1012, 102],
-                    [101, 7592, 102, 0, 0, 0, 0, 0]])
+    ids = np.array(
+        [[101, 1996, 4248, 2829, 4419, 14523, 1012, 102], [101, 7592, 102, 0, 0, 0, 0, 0]]
+    )
     mask = (ids != 0).astype(np.int64)
     want = onnx_reference_hidden_states(onnx_path, ids, mask)
     with torch.no_grad():

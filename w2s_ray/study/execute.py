@@ -16,8 +16,8 @@ from torch import nn
 from w2s_ray.data import Splits, make_splits, pool_and_test
 from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
 from w2s_ray.infer.hf import extract_features, tokenize
-from w2s_ray.study import artifacts
 from w2s_ray.spec import LocalDataset
+from w2s_ray.study import artifacts
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
@@ -45,17 +45,27 @@ def splits_for(study: Study, dataset: str, seed: int) -> Splits:
 def run_job(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     """Run `job` and record its result atomically; returns the result."""
     started = time.monotonic()
-    runner = {"features": run_features, "ground_truth": run_ground_truth,
-              "label": run_label, "student": run_student}[job.stage]
+    runner = {
+        "features": run_features,
+        "ground_truth": run_ground_truth,
+        "label": run_label,
+        "student": run_student,
+    }[job.stage]
     result = runner(job, study, store)
     card = study.cards[job.model]
     weak_card = study.cards.get(job.weak_model) if job.weak_model else None
     result.update(
-        stage=job.stage, dataset=job.dataset, seed=job.seed, model=job.model,
-        weak_model=job.weak_model, method=job.method, mode=study.spec.mode,
+        stage=job.stage,
+        dataset=job.dataset,
+        seed=job.seed,
+        model=job.model,
+        weak_model=job.weak_model,
+        method=job.method,
+        mode=study.spec.mode,
         effective_compute=card.effective_compute,
         weak_effective_compute=weak_card.effective_compute if weak_card else None,
-        wall_seconds=round(time.monotonic() - started, 3), title=job.title,
+        wall_seconds=round(time.monotonic() - started, 3),
+        title=job.title,
     )
     store.write_result(job.job_id, result)
     return result
@@ -68,9 +78,12 @@ def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     if artifacts.load_features(job.job_id) is None:
         card = study.cards[job.model]
         features = extract_features(
-            card.resolve_path(), [ex.text for ex in examples], pooling=card.pooling,
+            card.resolve_path(),
+            [ex.text for ex in examples],
+            pooling=card.pooling,
             max_length=study.spec.train.max_length,
-            trust_remote_code=study.spec.trust_remote_code)
+            trust_remote_code=study.spec.trust_remote_code,
+        )
         artifacts.save_features(job.job_id, [ex.id for ex in examples], features)
     return {"n_examples": len(examples)}
 
@@ -89,8 +102,9 @@ def _inputs(study: Study, job: Job, model_name: str, examples: list[Example]) ->
 
 
 def _backbone(study: Study, model_name: str) -> tuple[nn.Module, Any]:
-    return load_backbone(study.cards[model_name].resolve_path(),
-                         trust_remote_code=study.spec.trust_remote_code)
+    return load_backbone(
+        study.cards[model_name].resolve_path(), trust_remote_code=study.spec.trust_remote_code
+    )
 
 
 def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
@@ -100,7 +114,11 @@ def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
 
 
 def _train_and_evaluate(
-    job: Job, study: Study, store: StudyStore, train: list[Example], targets: torch.Tensor,
+    job: Job,
+    study: Study,
+    store: StudyStore,
+    train: list[Example],
+    targets: torch.Tensor,
     test: list[Example],
 ) -> tuple[nn.Module, torch.Tensor]:
     """Train on `targets`, save the weights, return the model and its test probabilities."""
@@ -138,7 +156,9 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     if artifacts.load_labels(job.job_id) is None:
         inputs = _inputs(study, job, job.model, examples)
         model = _classifier(study, job.model, inputs)
-        model.load_state_dict(artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors"))
+        model.load_state_dict(
+            artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors")
+        )
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], predict_probs(model, inputs))
     soft = artifacts.load_labels(job.job_id)
     assert soft is not None
@@ -159,5 +179,8 @@ def run_student(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     _, probs = _train_and_evaluate(job, study, store, splits.student_train, targets, splits.test)
     weak_p1 = torch.tensor([soft[ex.id] for ex in splits.test], dtype=torch.float32)
     weak_probs = torch.stack([1 - weak_p1, weak_p1], dim=1)
-    return {**_metrics(probs, splits.test), "n_train": len(splits.student_train),
-            "agreement_with_weak": agreement(probs, weak_probs)}
+    return {
+        **_metrics(probs, splits.test),
+        "n_train": len(splits.student_train),
+        "agreement_with_weak": agreement(probs, weak_probs),
+    }

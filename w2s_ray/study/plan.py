@@ -7,8 +7,10 @@ model labels the student half and the test set), `student` (every weak < strong 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,13 @@ class Job:
     @property
     def title(self) -> str:
         pair = f"{self.weak_model}→{self.model}" if self.weak_model else self.model
-        parts = [self.stage, self.dataset, pair, self.method, None if self.seed is None else f"seed {self.seed}"]
+        parts = [
+            self.stage,
+            self.dataset,
+            pair,
+            self.method,
+            None if self.seed is None else f"seed {self.seed}",
+        ]
         return " ".join(p for p in parts if p)
 
 
@@ -81,24 +89,27 @@ def resolve(spec: StudySpec) -> Study:
     """Check every name and the ladder order; errors name the key and the fix."""
     cards: dict[str, ModelCard] = {}
     for i, entry in enumerate(spec.models):
-        if isinstance(entry, LocalModel):
-            cards[entry.name] = local_card(entry.name, entry.path, entry.pretrain_tokens,
-                                           entry.lr or 5e-5)
-        else:
-            cards[entry] = _lookup(lambda n: MODELS.get(n), entry, f"models[{i}]")
+        with _at(f"models[{i}]"):
+            if isinstance(entry, LocalModel):
+                lr = entry.lr or 5e-5
+                cards[entry.name] = local_card(entry.name, entry.path, entry.pretrain_tokens, lr)
+            else:
+                cards[entry] = MODELS.get(entry)
     for i, dataset in enumerate(spec.datasets):
         if isinstance(dataset, str):
-            _lookup(lambda n: DATASETS.get(n), dataset, f"datasets[{i}]")
+            with _at(f"datasets[{i}]"):
+                DATASETS.get(dataset)
     for i, method in enumerate(spec.methods):
-        _lookup(lambda _: build_loss(method.loss_name, method.options), method.name,
-                f"methods[{i}]")
-    pairs = _pairs(spec, cards)
-    return Study(spec, cards, pairs)
+        with _at(f"methods[{i}]"):
+            build_loss(method.loss_name, method.options)
+    return Study(spec, cards, _pairs(spec, cards))
 
 
-def _lookup(get: Any, name: str, where: str) -> Any:
+@contextlib.contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Prefix a registry error with the study-file key it came from."""
     try:
-        return get(name)
+        yield
     except UserError as exc:
         raise UserError(f"key '{where}': {exc}") from None
 
@@ -107,12 +118,16 @@ def _pairs(spec: StudySpec, cards: dict[str, ModelCard]) -> list[tuple[str, str]
     compute = {name: card.effective_compute for name, card in cards.items()}
     if spec.pairs is None:
         ladder = sorted(cards, key=lambda n: compute[n])
-        return [(w, s) for i, w in enumerate(ladder) for s in ladder[i + 1:] if compute[s] > compute[w]]
+        return [
+            (w, s) for i, w in enumerate(ladder) for s in ladder[i + 1 :] if compute[s] > compute[w]
+        ]
     for i, (weak, strong) in enumerate(spec.pairs):
         for name in (weak, strong):
             if name not in cards:
-                raise UserError(f"key 'pairs[{i}]': '{name}' is not in `models`"
-                                f"{suggest(name, list(cards))} — add it to the ladder")
+                raise UserError(
+                    f"key 'pairs[{i}]': '{name}' is not in `models`"
+                    f"{suggest(name, list(cards))} — add it to the ladder"
+                )
         if compute[strong] <= compute[weak]:
             raise UserError(
                 f"key 'pairs[{i}]': strong model '{strong}' ({compute[strong]:.2e} FLOPs) is not "
@@ -142,12 +157,19 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
     stages: dict[str, list[Job]] = {s: [] for s in STAGES}
     probe = spec.mode == "probe"
     for dataset in spec.dataset_names():
-        data_key = {**dataset_identity(study, dataset), "data": spec.data.model_dump(),
-                    "max_length": spec.train.max_length}
+        data_key = {
+            **dataset_identity(study, dataset),
+            "data": spec.data.model_dump(),
+            "max_length": spec.train.max_length,
+        }
         model_key: dict[str, dict[str, Any]] = {}
         for name, card in study.cards.items():
-            ident = {"source": card.source, "params": card.params, "pooling": card.pooling,
-                     **data_key}
+            ident = {
+                "source": card.source,
+                "params": card.params,
+                "pooling": card.pooling,
+                **data_key,
+            }
             if probe:
                 key = ident
                 feat = Job(_job_id("features", key), "features", dataset, name, key=key)
@@ -157,27 +179,59 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
         gt: dict[tuple[str, int], Job] = {}
         for seed in spec.seeds:
             for name in study.cards:
-                key = {**model_key[name], "mode": spec.mode, "seed": seed,
-                       "train": study.train_config(name, seed, None).__dict__}
+                key = {
+                    **model_key[name],
+                    "mode": spec.mode,
+                    "seed": seed,
+                    "train": study.train_config(name, seed, None).__dict__,
+                }
                 deps = (key["features"],) if probe else ()
-                gt[name, seed] = Job(_job_id("ground_truth", key), "ground_truth", dataset, name,
-                                     seed, deps=deps, key=key)
+                gt[name, seed] = Job(
+                    _job_id("ground_truth", key),
+                    "ground_truth",
+                    dataset,
+                    name,
+                    seed,
+                    deps=deps,
+                    key=key,
+                )
                 stages["ground_truth"].append(gt[name, seed])
             for weak in sorted({w for w, _ in study.pairs}):
                 supervisor = gt[weak, seed]
                 key = {"supervisor": supervisor.job_id}
-                label = Job(_job_id("label", key), "label", dataset, weak, seed,
-                            deps=(supervisor.job_id, *supervisor.deps), key=key)
+                label = Job(
+                    _job_id("label", key),
+                    "label",
+                    dataset,
+                    weak,
+                    seed,
+                    deps=(supervisor.job_id, *supervisor.deps),
+                    key=key,
+                )
                 stages["label"].append(label)
                 for w, strong in study.pairs:
                     if w != weak:
                         continue
                     for method in spec.methods:
-                        key = {**model_key[strong], "mode": spec.mode, "labels": label.job_id,
-                               "method": method.name,
-                               "train": study.train_config(strong, seed, method).__dict__}
+                        key = {
+                            **model_key[strong],
+                            "mode": spec.mode,
+                            "labels": label.job_id,
+                            "method": method.name,
+                            "train": study.train_config(strong, seed, method).__dict__,
+                        }
                         deps = (label.job_id, *((key["features"],) if probe else ()))
-                        stages["student"].append(Job(
-                            _job_id("student", key), "student", dataset, strong, seed,
-                            weak_model=weak, method=method.name, deps=deps, key=key))
+                        stages["student"].append(
+                            Job(
+                                _job_id("student", key),
+                                "student",
+                                dataset,
+                                strong,
+                                seed,
+                                weak_model=weak,
+                                method=method.name,
+                                deps=deps,
+                                key=key,
+                            )
+                        )
     return stages

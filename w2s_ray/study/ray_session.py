@@ -10,11 +10,15 @@ import ray
 OBJECT_STORE_BYTES = 256 * 1024**2  # the default (30% of RAM in /dev/shm) starves small machines
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False) -> None:
+def start_ray(
+    address: str | None = None, num_cpus: int | None = None, dashboard: bool = False
+) -> None:
     """Attach to `address`, or start a local Ray bound to 127.0.0.1."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    # Tune's own console tables would fight the live progress display; files keep the detail.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         return

@@ -74,10 +74,17 @@ def check_study_dir(study_dir: Path, spec: StudySpec) -> None:
 
 
 def run_study(
-    spec: StudySpec, study_dir: Path, *, address: str | None = None,
-    console: Console | None = None, num_cpus: int | None = None,
+    spec: StudySpec,
+    study_dir: Path,
+    *,
+    address: str | None = None,
+    console: Console | None = None,
+    num_cpus: int | None = None,
 ) -> StudyOutcome:
     console = console or Console()
+    # Tune runs each trial in a directory of its own: a relative path would send every
+    # job's files there instead of here.
+    study_dir = study_dir.expanduser().resolve()
     study = resolve(spec)
     check_study_dir(study_dir, spec)
     store = StudyStore(study_dir)
@@ -95,13 +102,18 @@ def run_study(
 
     start_ray(address, num_cpus=num_cpus)
     with Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live:
+
         def on_event(job_id: str, status: str) -> None:
             progress.set(job_id, status)
             live.update(progress.table())
 
         for stage in STAGES:
-            runnable = [j for j in stages[stage] if progress.state.get(j.job_id) != "done"
-                        and all(progress.state.get(d) == "done" for d in j.deps)]
+            runnable = [
+                j
+                for j in stages[stage]
+                if progress.state.get(j.job_id) != "done"
+                and all(progress.state.get(d) == "done" for d in j.deps)
+            ]
             if runnable:
                 run_stage(stage, runnable, study, store, on_event)
             for job in runnable:  # trust the files, not the callbacks
@@ -110,8 +122,9 @@ def run_study(
     return finish(study, stages, store, progress)
 
 
-def finish(study: Study, stages: dict[str, list[Job]], store: StudyStore,
-           progress: StageProgress) -> StudyOutcome:
+def finish(
+    study: Study, stages: dict[str, list[Job]], store: StudyStore, progress: StageProgress
+) -> StudyOutcome:
     """Rebuild the tables and figures from the result files (also for a partial study)."""
     from analysis.figures import write_figures
     from analysis.pgr import compute_pgr

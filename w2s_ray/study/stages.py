@@ -28,7 +28,9 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
         try:
             run_job(job, study, store)
         except Exception as exc:
-            store.write_error(job.job_id, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+            store.write_error(
+                job.job_id, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+            )
             raise
     tune.report({"done": 1.0})
 

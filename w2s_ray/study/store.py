@@ -15,11 +15,21 @@ import polars as pl
 from w2s_ray.cache import atomic_write_json
 
 RESULT_COLUMNS: dict[str, Any] = {
-    "job_id": pl.String, "stage": pl.String, "dataset": pl.String, "seed": pl.Int64,
-    "model": pl.String, "weak_model": pl.String, "method": pl.String, "mode": pl.String,
-    "test_accuracy": pl.Float64, "test_auroc": pl.Float64, "agreement_with_weak": pl.Float64,
-    "effective_compute": pl.Float64, "weak_effective_compute": pl.Float64,
-    "n_train": pl.Int64, "wall_seconds": pl.Float64,
+    "job_id": pl.String,
+    "stage": pl.String,
+    "dataset": pl.String,
+    "seed": pl.Int64,
+    "model": pl.String,
+    "weak_model": pl.String,
+    "method": pl.String,
+    "mode": pl.String,
+    "test_accuracy": pl.Float64,
+    "test_auroc": pl.Float64,
+    "agreement_with_weak": pl.Float64,
+    "effective_compute": pl.Float64,
+    "weak_effective_compute": pl.Float64,
+    "n_train": pl.Int64,
+    "wall_seconds": pl.Float64,
 }
 EVALUATED_STAGES = ("ground_truth", "label", "student")
 

@@ -93,7 +93,9 @@ def fit(
         torch.set_rng_state(state["torch_rng"])
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
-        order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        order = torch.randperm(
+            len(inputs), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        )
         epoch_loss = 0.0
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
@@ -112,11 +114,16 @@ def fit(
             step += 1
             epoch_loss += loss.item() * len(idx)
         reporter.report({"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)})
-        checkpointer.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
-            "torch_rng": torch.get_rng_state(),
-        })
+        checkpointer.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "torch_rng": torch.get_rng_state(),
+            }
+        )
     model.eval()
     return model
 

@@ -17,8 +17,9 @@ from w2s_ray.registry import Registry
 
 
 class Loss(Protocol):
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
-        ...
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+    ) -> torch.Tensor: ...
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,9 @@ def harden_to_balance(student_probs: torch.Tensor, weak_targets: torch.Tensor) -
 class XentLoss:
     """Cross-entropy on the supervisor's soft labels (the paper's naive baseline)."""
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         return soft_cross_entropy(logits, targets)
 
 
@@ -67,7 +70,9 @@ class LogConfLoss:
     aux_max: float = 0.5
     warmup_frac: float = 0.2
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         alpha = warmup_weight(progress, self.aux_max, self.warmup_frac)
         hardened = harden_to_balance(torch.softmax(logits.detach().float(), -1), targets)
         return soft_cross_entropy(logits, (1 - alpha) * targets + alpha * hardened)
@@ -81,7 +86,9 @@ class ProductLoss:
     beta_max: float = 1.0
     warmup_frac: float = 0.2
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         beta = warmup_weight(progress, self.beta_max, self.warmup_frac)
         student = torch.softmax(logits.detach().float(), -1)
         product = targets.clamp_min(1e-8).pow(self.alpha) * student.clamp_min(1e-8).pow(beta)
@@ -97,12 +104,22 @@ class LossEntry:
 
 LOSSES: Registry[LossEntry] = Registry("loss", "w2s-ray list losses")
 LOSSES.register("xent", LossEntry(XentLoss, "cross-entropy on soft labels"))
-LOSSES.register("logconf", LossEntry(
-    LogConfLoss, "auxiliary confidence loss (Burns et al. 2023), linear warm-up",
-    {"aux_max": 0.5, "warmup_frac": 0.2}))
-LOSSES.register("product", LossEntry(
-    ProductLoss, "product of weak labels and student predictions",
-    {"alpha": 1.0, "beta_max": 1.0, "warmup_frac": 0.2}))
+LOSSES.register(
+    "logconf",
+    LossEntry(
+        LogConfLoss,
+        "auxiliary confidence loss (Burns et al. 2023), linear warm-up",
+        {"aux_max": 0.5, "warmup_frac": 0.2},
+    ),
+)
+LOSSES.register(
+    "product",
+    LossEntry(
+        ProductLoss,
+        "product of weak labels and student predictions",
+        {"alpha": 1.0, "beta_max": 1.0, "warmup_frac": 0.2},
+    ),
+)
 
 
 def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:

@@ -18,7 +18,9 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) ->
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
     if how == "last":
         seq_len = attention_mask.shape[1]
-        last = seq_len - 1 - attention_mask.flip(1).long().argmax(1)  # works for either padding side
+        last = (
+            seq_len - 1 - attention_mask.flip(1).long().argmax(1)
+        )  # works for either padding side
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     raise ValueError(f"unknown pooling '{how}'")
 

@@ -22,14 +22,19 @@ def _spec(tiny_models: dict[str, Path], toy_dataset: Path, mode: str, name: str)
     return {
         "name": name,
         "datasets": [{"name": "toy", "path": str(toy_dataset)}],
-        "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6}
-                   for n, p in tiny_models.items()],
+        "models": [
+            {"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in tiny_models.items()
+        ],
         "seeds": [0, 1],
         "mode": mode,
         "methods": ["xent", {"name": "logconf", "options": {"aux_max": 0.5}}],
         "data": {"n_train": 120, "n_test": 60},
-        "train": {"epochs": 20, "lr": 1e-2 if mode == "probe" else 1e-3, "batch_size": 16,
-                  "max_length": 16},
+        "train": {
+            "epochs": 20,
+            "lr": 1e-2 if mode == "probe" else 1e-3,
+            "batch_size": 16,
+            "max_length": 16,
+        },
     }
 
 
@@ -49,7 +54,10 @@ def test_probe_study_writes_the_output_contract_and_resumes(
     results = pl.read_parquet(study_dir / "results.parquet")
     assert results.columns == list(RESULT_COLUMNS)
     assert results.group_by("stage").len().sort("stage").rows() == [
-        ("ground_truth", 4), ("label", 2), ("student", 4)]
+        ("ground_truth", 4),
+        ("label", 2),
+        ("student", 4),
+    ]
     gt = results.filter(pl.col("stage") == "ground_truth")
     assert gt["weak_model"].is_null().all()
     assert gt["test_accuracy"].is_between(0, 1).all()
@@ -80,10 +88,16 @@ def test_probe_study_writes_the_output_contract_and_resumes(
     assert again.results.equals(outcome.results)
 
 
-def test_probe_study_is_deterministic(ray_session, tiny_models, toy_dataset, tmp_path):
+def test_probe_study_is_deterministic(ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch):
     spec = parse_spec(_spec(tiny_models, toy_dataset, "probe", "tiny-probe"))
     first = run_study(spec, tmp_path / "a", console=_quiet()).results
-    second = run_study(spec, tmp_path / "b", console=_quiet()).results
+    # a relative study dir (the CLI's default, runs/NAME) must land here, not in Tune's
+    # per-trial working directories
+    monkeypatch.chdir(tmp_path)
+    outcome = run_study(spec, Path("b"), console=_quiet())
+    assert outcome.failures == {}
+    assert outcome.study_dir == tmp_path / "b"
+    second = outcome.results
     metrics = ["job_id", "test_accuracy", "test_auroc", "agreement_with_weak"]
     assert first.select(metrics).equals(second.select(metrics))
 
