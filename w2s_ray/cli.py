@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 # Piped output (CI logs, `| tee`) gets room for the PGR table instead of rich's 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=140)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
 def pgr_table(summary: object) -> Table:
@@ -70,9 +70,14 @@ def run(
     """Run a study (skipping jobs already finished) and print its PGR table."""
     from analysis.pgr import summarize_pgr
     from w2s_ray.spec import load_spec
+    from w2s_ray.study.plan import resolve
     from w2s_ray.study.runner import run_study
 
     spec = load_spec(study)
+    try:
+        resolve(spec)  # names and ladder order, before Ray starts or anything downloads
+    except UserError as exc:
+        raise UserError(f"{study}: {exc}") from None
     outcome = run_study(
         spec,
         study_dir or Path("runs") / spec.name,

@@ -220,14 +220,21 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
             f"model '{name}': no config.json in '{model_dir}' — point `path` at a folder "
             "written by save_pretrained"
         )
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+        params = count_params_from_config(model_dir)
+    except Exception as exc:  # json, transformers and torch each raise their own kinds
+        raise UserError(
+            f"model '{name}': cannot build a model from '{config_file}' ({exc}) — fix the "
+            "config, or save the model again with save_pretrained"
+        ) from None
     arch: Arch = "encoder" if _is_encoder(config) else "decoder"
     return ModelCard(
         name,
         str(model_dir.resolve()),
         "local",
         arch,
-        count_params_from_config(model_dir),
+        params,
         pretrain_tokens,
         "given in the study file",
         lr=lr,

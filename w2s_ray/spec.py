@@ -67,7 +67,8 @@ class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     datasets: list[str | LocalDataset] = Field(min_length=1)
     models: list[str | LocalModel] = Field(min_length=2)  # the ladder, any order
-    pairs: list[tuple[str, str]] | None = None  # (weak, strong); default: every ordered pair
+    # (weak, strong); default: every pair whose strong model has more effective compute
+    pairs: list[tuple[str, str]] | None = Field(default=None, min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["probe", "finetune"] = "probe"
     methods: list[MethodSpec] = Field(

@@ -112,3 +112,39 @@ def test_quickstart_study_file_is_valid():
     study = resolve(spec)
     assert len(study.pairs) == 3 and len(spec.seeds) == 3
     assert yaml.safe_load(spec.to_yaml())["name"] == "quickstart"
+
+
+def test_a_ladder_without_a_stronger_model_is_refused(tmp_path):
+    import json
+
+    folders = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = {
+            "model_type": "bert",
+            "hidden_size": 8,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "intermediate_size": 16,
+            "vocab_size": 10,
+            "max_position_embeddings": 16,
+        }
+        (folder / "config.json").write_text(json.dumps(config))
+        folders.append({"name": name, "path": str(folder), "pretrain_tokens": 1e6})
+    message = _bad(models=folders)
+    assert "key 'models'" in message and "same effective compute" in message
+
+
+def test_an_empty_pairs_list_is_refused():
+    assert "pairs" in _bad(pairs=[])
+
+
+def test_a_local_model_with_a_broken_config_is_a_user_error(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    message = _bad(
+        models=["minilm-l3", {"name": "broken", "path": str(folder), "pretrain_tokens": 1}]
+    )
+    assert "models[1]" in message and "config.json" in message and "save_pretrained" in message

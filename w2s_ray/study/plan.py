@@ -118,9 +118,15 @@ def _pairs(spec: StudySpec, cards: dict[str, ModelCard]) -> list[tuple[str, str]
     compute = {name: card.effective_compute for name, card in cards.items()}
     if spec.pairs is None:
         ladder = sorted(cards, key=lambda n: compute[n])
-        return [
+        pairs = [
             (w, s) for i, w in enumerate(ladder) for s in ladder[i + 1 :] if compute[s] > compute[w]
         ]
+        if not pairs:
+            raise UserError(
+                "key 'models': every model has the same effective compute, so none is stronger "
+                "than another — add a bigger model, or give local models their pretrain_tokens"
+            )
+        return pairs
     for i, (weak, strong) in enumerate(spec.pairs):
         for name in (weak, strong):
             if name not in cards:

@@ -10,6 +10,19 @@ import ray
 OBJECT_STORE_BYTES = 256 * 1024**2  # the default (30% of RAM in /dev/shm) starves small machines
 
 
+def _keep_on_loopback() -> None:
+    """Make a local Ray listen on 127.0.0.1 only.
+
+    Ray swaps a loopback `_node_ip_address` for the machine's external address unless
+    told this is a single-machine cluster. That flag is read when `ray` is imported, so it
+    is set both for the processes Ray starts and for this already-imported one.
+    """
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(
     address: str | None = None, num_cpus: int | None = None, dashboard: bool = False
 ) -> None:
@@ -22,6 +35,7 @@ def start_ray(
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         return
+    _keep_on_loopback()
     ray.init(
         num_cpus=num_cpus,
         object_store_memory=OBJECT_STORE_BYTES,

@@ -1,0 +1,51 @@
+"""The command line as a user meets it: exit codes and one-line errors naming file and key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _w2s_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "w2s_ray.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_typo_in_a_study_exits_2_with_file_key_and_fix_before_any_compute(tmp_path):
+    study = tmp_path / "typo.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {"name": "typo", "datasets": ["roten_tomatoes"], "models": ["minilm-l3", "minilm-l6"]}
+        )
+    )
+    proc = _w2s_ray("run", str(study), cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(study) in lines[0] and "datasets[0]" in lines[0]
+    assert "did you mean 'rotten_tomatoes'" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written, nothing started
+
+
+def test_an_unreadable_study_file_exits_2(tmp_path):
+    proc = _w2s_ray("run", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "cannot read study file" in proc.stderr and "missing.yaml" in proc.stderr
+
+
+def test_list_prints_one_entry_a_line(tmp_path):
+    proc = _w2s_ray("list", "losses", cwd=tmp_path)
+    assert proc.returncode == 0
+    names = [line.split("\t")[0] for line in proc.stdout.strip().splitlines()]
+    assert names == ["logconf", "product", "xent"]
+    bad = _w2s_ray("list", "modls", cwd=tmp_path)
+    assert bad.returncode == 2 and "did you mean 'models'" in bad.stderr
