@@ -119,6 +119,7 @@ def run_study(
             for job in runnable:  # trust the files, not the callbacks
                 progress.set(job.job_id, "done" if store.is_done(job.job_id) else "failed")
             live.update(progress.table())
+    console.line()  # a piped log would otherwise glue the next table to this one's last line
     return finish(study, stages, store, progress)
 
 
