@@ -220,6 +220,11 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
             f"model '{name}': no config.json in '{model_dir}' — point `path` at a folder "
             "written by save_pretrained"
         )
+    if not any(model_dir.glob("*.safetensors")):
+        raise UserError(
+            f"model '{name}': no *.safetensors weights in '{model_dir}' — w2s-ray loads "
+            "safetensors only; save the model with save_pretrained (the default format)"
+        )
     try:
         config = json.loads(config_file.read_text())
         params = count_params_from_config(model_dir)

@@ -7,13 +7,29 @@ order, so every mistake surfaces before any compute starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from w2s_ray.errors import UserError
 from w2s_ray.registry import suggest
+
+
+def _absolute(path: str) -> str:
+    # Ray Tune runs each job in a directory of its own, so a relative path would point
+    # somewhere else there; relative paths mean the directory the study is started from.
+    return str(Path(path).expanduser().absolute())
+
+
+PathFromHere = Annotated[str, Field(min_length=1), AfterValidator(_absolute)]
 
 
 class _Strict(BaseModel):
@@ -36,7 +52,7 @@ class LocalModel(_Strict):
     """A model folder on disk (save_pretrained layout) added to the ladder."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    path: str
+    path: PathFromHere
     pretrain_tokens: float = Field(gt=0)
     lr: float | None = Field(default=None, gt=0)
 
@@ -45,7 +61,7 @@ class LocalDataset(_Strict):
     """A jsonl/csv/parquet file with `text`, `label` (0/1) and optionally `group`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    path: str
+    path: PathFromHere
 
 
 class TrainSpec(_Strict):

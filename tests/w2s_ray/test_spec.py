@@ -131,6 +131,7 @@ def test_a_ladder_without_a_stronger_model_is_refused(tmp_path):
             "max_position_embeddings": 16,
         }
         (folder / "config.json").write_text(json.dumps(config))
+        (folder / "model.safetensors").write_bytes(b"")
         folders.append({"name": name, "path": str(folder), "pretrain_tokens": 1e6})
     message = _bad(models=folders)
     assert "key 'models'" in message and "same effective compute" in message
@@ -144,7 +145,24 @@ def test_a_local_model_with_a_broken_config_is_a_user_error(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    (folder / "model.safetensors").write_bytes(b"")
     message = _bad(
         models=["minilm-l3", {"name": "broken", "path": str(folder), "pretrain_tokens": 1}]
     )
     assert "models[1]" in message and "config.json" in message and "save_pretrained" in message
+
+
+def test_a_local_model_without_safetensors_weights_is_refused(tmp_path, tiny_models):
+    import shutil
+
+    folder = tmp_path / "no-weights"
+    shutil.copytree(tiny_models["tiny-s"], folder)
+    (folder / "model.safetensors").unlink()
+    message = _bad(models=["minilm-l3", {"name": "nw", "path": str(folder), "pretrain_tokens": 1}])
+    assert "models[1]" in message and "safetensors" in message
+
+
+def test_relative_local_paths_mean_the_directory_the_study_starts_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec({**GOOD, "datasets": [{"name": "mine", "path": "data/mine.jsonl"}]})
+    assert spec.datasets[0].path == str(tmp_path / "data" / "mine.jsonl")
