@@ -10,10 +10,14 @@ from typing import Any
 import ray
 from ray import tune
 
+from w2s_ray.errors import UserError
 from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.resources import job_resources
 from w2s_ray.study.store import StudyStore
+
+# Errors that name a problem with the study's inputs (a user error, a diverging loss).
+DETERMINISTIC_ERRORS = (UserError, FloatingPointError)
 
 
 def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study_dir: str) -> None:
@@ -27,11 +31,16 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
     if not store.is_done(job.job_id):
         try:
             run_job(job, study, store)
+        except DETERMINISTIC_ERRORS as exc:
+            # Running it again would fail the same way: record it and end the trial.
+            store.write_error(job.job_id, f"{type(exc).__name__}: {exc}")
+            tune.report({"done": 0.0})
+            return
         except Exception as exc:
             store.write_error(
                 job.job_id, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
             )
-            raise
+            raise  # Tune retries it: a crash may be the machine's fault, not the job's
     tune.report({"done": 1.0})
 
 
@@ -53,7 +62,8 @@ class ProgressCallback(tune.Callback):
         self.on_event(trial.config["job_id"], "running")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.on_event(trial.config["job_id"], "done")
+        finished = (trial.last_result or {}).get("done") == 1.0
+        self.on_event(trial.config["job_id"], "done" if finished else "failed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.on_event(trial.config["job_id"], "failed")

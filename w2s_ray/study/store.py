@@ -58,6 +58,7 @@ class StudyStore:
 
     def write_result(self, job_id: str, result: dict[str, Any]) -> None:
         atomic_write_json(self.result_path(job_id), {"job_id": job_id, **result})
+        (self.job_dir(job_id) / "error.txt").unlink(missing_ok=True)  # an earlier try's
 
     def write_error(self, job_id: str, message: str) -> None:
         path = self.job_dir(job_id) / "error.txt"

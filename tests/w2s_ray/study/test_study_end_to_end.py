@@ -112,3 +112,21 @@ def test_finetune_study_trains_the_whole_model(ray_session, tiny_models, toy_dat
     gt = outcome.results.filter(pl.col("stage") == "ground_truth")
     # a random tiny BERT learns the word-carried label well above chance
     assert gt["test_accuracy"].max() > 0.7
+
+
+def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest(
+    ray_session, tiny_models, toy_dataset, tmp_path
+):
+    data = _spec(tiny_models, toy_dataset, "probe", "tiny-diverging")
+    data.update(seeds=[0], methods=["xent"])
+    data["train"] = {**data["train"], "lr": 1e37, "epochs": 3}
+    outcome = run_study(parse_spec(data), tmp_path / "nan", console=_quiet())
+    gt_failures = {t: e for t, e in outcome.failures.items() if t.startswith("ground_truth")}
+    assert len(gt_failures) == 2
+    for error in gt_failures.values():
+        assert error.startswith("FloatingPointError: loss became") and "learning rate" in error
+    # the features before it are kept, and the failure is recorded without a traceback
+    assert not any(t.startswith("features") for t in outcome.failures)
+    error_files = list((tmp_path / "nan" / "jobs").glob("ground_truth-*/error.txt"))
+    assert len(error_files) == 2
+    assert all("Traceback" not in f.read_text() for f in error_files)
