@@ -200,6 +200,12 @@ def _register_defaults() -> None:
 _register_defaults()
 
 
+def find_model(name: str) -> ModelCard:
+    """A card by its short name or by its hub id (`EleutherAI/pythia-410m`, `Qwen/Qwen2.5-7B`)."""
+    by_source = {card.source: card for _, card in MODELS.items()}
+    return by_source[name] if name in by_source else MODELS.get(name)
+
+
 def count_params_from_config(model_dir: Path) -> int:
     """Parameter count of a local model without loading weights (meta-device init)."""
     import torch

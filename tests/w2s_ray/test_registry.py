@@ -28,3 +28,13 @@ def test_offline_ladder_is_ordered_by_compute():
 def test_big_models_ask_for_several_gpus():
     assert MODELS.get("pythia-70m").resources.gpus == 1
     assert MODELS.get("Qwen2.5-72B").resources.gpus >= 16
+
+
+def test_hub_ids_find_the_same_card_as_short_names():
+    from w2s_ray.models import find_model
+
+    assert find_model("EleutherAI/pythia-410m") == find_model("pythia-410m")
+    assert find_model("Qwen/Qwen2.5-7B").params == MODELS.get("Qwen2.5-7B").params
+    assert find_model("gpt2").source == "gpt2"
+    with pytest.raises(UserError, match="did you mean 'pythia-410m'"):
+        find_model("pythia-41m")

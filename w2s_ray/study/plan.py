@@ -18,7 +18,7 @@ from typing import Any
 from w2s_ray.data import DataConfig
 from w2s_ray.datasets import DATASETS
 from w2s_ray.errors import UserError
-from w2s_ray.models import MODELS, ModelCard, local_card
+from w2s_ray.models import ModelCard, find_model, local_card
 from w2s_ray.registry import suggest
 from w2s_ray.spec import LocalDataset, LocalModel, MethodSpec, StudySpec
 from w2s_ray.train.loop import TrainConfig
@@ -94,7 +94,7 @@ def resolve(spec: StudySpec) -> Study:
                 lr = entry.lr or 5e-5
                 cards[entry.name] = local_card(entry.name, entry.path, entry.pretrain_tokens, lr)
             else:
-                cards[entry] = MODELS.get(entry)
+                cards[entry] = find_model(entry)
     for i, dataset in enumerate(spec.datasets):
         if isinstance(dataset, str):
             with _at(f"datasets[{i}]"):
