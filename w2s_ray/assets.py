@@ -52,12 +52,15 @@ ASSETS: Registry[OfflineAsset] = Registry("offline asset", "w2s-ray list assets"
 
 def asset_dir(name: str) -> Path:
     """The extracted folder of an asset, fetching and extracting it on first use."""
-    asset = ASSETS.get(name)
-    root = cache_root() / "assets"
-    final = root / name
+    return fetch_asset(ASSETS.get(name), cache_root() / "assets")
+
+
+def fetch_asset(asset: OfflineAsset, root: Path) -> Path:
+    """`root/<name>`, built once; a folder without the completion marker is never trusted."""
+    final = root / asset.name
     if (final / COMPLETE_MARKER).exists():
         return final
-    with file_lock(root / f"{name}.lock"):
+    with file_lock(root / f"{asset.name}.lock"):
         if (final / COMPLETE_MARKER).exists():
             return final
         _build_asset(asset, final)
