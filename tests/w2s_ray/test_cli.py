@@ -49,3 +49,19 @@ def test_list_prints_one_entry_a_line(tmp_path):
     assert names == ["logconf", "product", "xent"]
     bad = _w2s_ray("list", "modls", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean 'models'" in bad.stderr
+
+
+def test_an_unreachable_cluster_address_exits_2_in_seconds_and_writes_nothing(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {"name": "far", "datasets": ["rotten_tomatoes"], "models": ["minilm-l3", "minilm-l6"]}
+        )
+    )
+    proc = _w2s_ray("run", str(study), "--address", "127.0.0.1:1", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "no Ray cluster answers at '127.0.0.1:1'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    malformed = _w2s_ray("run", str(study), "--address", "10.0.0.5:port", cwd=tmp_path)
+    assert malformed.returncode == 2 and "is not a Ray address" in malformed.stderr

@@ -87,6 +87,10 @@ def run_study(
     study_dir = study_dir.expanduser().resolve()
     study = resolve(spec)
     check_study_dir(study_dir, spec)
+    from w2s_ray.study.ray_session import start_ray
+    from w2s_ray.study.stages import run_stage
+
+    start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
     store = StudyStore(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(study_dir / "study.yaml", spec.to_yaml().encode())
@@ -97,10 +101,6 @@ def run_study(
         for job in jobs:
             if store.is_done(job.job_id):
                 progress.set(job.job_id, "done")
-    from w2s_ray.study.ray_session import start_ray
-    from w2s_ray.study.stages import run_stage
-
-    start_ray(address, num_cpus=num_cpus)
     with Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live:
 
         def on_event(job_id: str, status: str) -> None:
