@@ -7,6 +7,7 @@ and each epoch's data order comes from (seed, epoch), so a redone epoch is the s
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,6 +65,24 @@ def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch, a function of (seed, epoch) only: a redone epoch repeats it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+
+
 def fit(
     model: nn.Module,
     inputs: Inputs,
@@ -71,34 +90,59 @@ def fit(
     cfg: TrainConfig,
     checkpointer: Checkpointer | None = None,
     reporter: Reporter | None = None,
+    *,
+    checkpoint_seconds: float = 120.0,
+    shard: tuple[int, int] = (0, 1),
 ) -> nn.Module:
-    """Train `model` on `targets` ([N, 2] probabilities); resumes from the last checkpoint."""
+    """Train `model` on `targets` ([N, 2] probabilities); resumes from the last checkpoint.
+
+    The full state (weights, optimizer, schedule, step, position in the epoch, RNG) is saved
+    at each epoch's end and every `checkpoint_seconds` within one, so a killed job redoes at
+    most that much. `shard=(rank, world)` trains on every world-th row of each global batch:
+    with DDP averaging gradients, the world's step equals the single-process step.
+    """
     if cfg.lr <= 0 or cfg.epochs <= 0 or cfg.batch_size <= 0:
         raise UserError(f"train: lr, epochs and batch_size must be positive (got {cfg})")
     checkpointer = checkpointer or NullCheckpointer()
     reporter = reporter or NullReporter()
+    rank, world = shard
     loss_fn = build_loss(cfg.loss, cfg.loss_options)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     scheduler = _schedule(optimizer, total, int(cfg.lr_warmup_frac * total))
-    start_epoch, step = 0, 0
+    epoch, step, epoch_loss = 0, 0, 0.0
     state = checkpointer.load()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step = state["epoch"], state["step"]
-        torch.set_rng_state(state["torch_rng"])
+        epoch, step, epoch_loss = state["epoch"], state["step"], state["epoch_loss"]
+        _set_rng_state(state["rng"])
+
+    def save() -> None:
+        if rank == 0:
+            checkpointer.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "step": step,  # also the position within `epoch`
+                    "epoch_loss": epoch_loss,
+                    "rng": _rng_state(),
+                }
+            )
+
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
-        order = torch.randperm(
-            len(inputs), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        )
-        epoch_loss = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
+    last_save = time.monotonic()
+    while epoch < cfg.epochs:
+        order = epoch_order(len(inputs), cfg.seed, epoch)
+        for batch_start in range(
+            (step - epoch * steps_per_epoch) * cfg.batch_size, len(order), cfg.batch_size
+        ):
+            idx = order[batch_start : batch_start + cfg.batch_size][rank::world]
             logits = model(**inputs.batch(idx))
             loss = loss_fn(logits, targets[idx], step / max(1, total))
             if not torch.isfinite(loss):
@@ -113,17 +157,13 @@ def fit(
             scheduler.step()
             step += 1
             epoch_loss += loss.item() * len(idx)
+            if time.monotonic() - last_save >= checkpoint_seconds and step < total:
+                save()
+                last_save = time.monotonic()
         reporter.report({"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)})
-        checkpointer.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1,
-                "step": step,
-                "torch_rng": torch.get_rng_state(),
-            }
-        )
+        epoch, epoch_loss = epoch + 1, 0.0
+        save()
+        last_save = time.monotonic()
     model.eval()
     return model
 
