@@ -37,7 +37,7 @@ def _vocab() -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS_POS, *WORDS_NEG, *FILLER]
 
 
-def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int) -> Path:
+def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int, dropout: float = 0.1) -> Path:
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -54,6 +54,8 @@ def _save_tiny_bert(path: Path, hidden: int, layers: int, seed: int) -> Path:
         num_attention_heads=2,
         intermediate_size=2 * hidden,
         max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(config).save_pretrained(path)
     return path
@@ -83,3 +85,13 @@ def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("toy") / "toy.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models_no_dropout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """As `tiny_models`, without dropout: a run split over workers can match one worker."""
+    root = tmp_path_factory.mktemp("tiny-models-nodrop")
+    return {
+        "tiny-s": _save_tiny_bert(root / "tiny-s", 16, 1, 0, dropout=0.0),
+        "tiny-l": _save_tiny_bert(root / "tiny-l", 32, 2, 1, dropout=0.0),
+    }

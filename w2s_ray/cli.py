@@ -1,4 +1,7 @@
-"""`w2s-ray run|list|report`: the command line. User errors print one message and exit 2."""
+"""`w2s-ray run|resume|status|plan|submit|list`: the command line.
+
+User errors print one message and exit 2 (a traceback only with --debug).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from w2s_ray.errors import UserError
+from w2s_ray.spec import StudySpec
 
 app = typer.Typer(
     add_completion=False,
@@ -68,23 +72,30 @@ def run(
     ] = None,
 ) -> None:
     """Run a study (skipping jobs already finished) and print its PGR table."""
-    from analysis.pgr import summarize_pgr
+    spec = _checked_spec(study)
+    _run_and_report(spec, study_dir or Path("runs") / spec.name, address, num_cpus)
+
+
+def _checked_spec(study: Path) -> StudySpec:
+    """The study file parsed and its names resolved, before Ray starts or anything downloads."""
     from w2s_ray.spec import load_spec
     from w2s_ray.study.plan import resolve
-    from w2s_ray.study.runner import run_study
 
     spec = load_spec(study)
     try:
-        resolve(spec)  # names and ladder order, before Ray starts or anything downloads
+        resolve(spec)
     except UserError as exc:
         raise UserError(f"{study}: {exc}") from None
-    outcome = run_study(
-        spec,
-        study_dir or Path("runs") / spec.name,
-        address=address,
-        console=console,
-        num_cpus=num_cpus,
-    )
+    return spec
+
+
+def _run_and_report(
+    spec: StudySpec, study_dir: Path, address: str | None, num_cpus: int | None
+) -> None:
+    from analysis.pgr import summarize_pgr
+    from w2s_ray.study.runner import run_study
+
+    outcome = run_study(spec, study_dir, address=address, console=console, num_cpus=num_cpus)
     if len(outcome.pgr):
         console.print(pgr_table(summarize_pgr(outcome.pgr)))
     console.print(f"results: {outcome.study_dir}/results.parquet, pgr.parquet, figures/")
@@ -93,6 +104,157 @@ def run(
             err_console.print(f"[red]failed[/red] {title}: {error}")
         err_console.print("Fix the cause and run the same command again: finished jobs are kept.")
         raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    study_dir: Annotated[Path, typer.Argument(help="a study directory, e.g. runs/quickstart")],
+    address: Annotated[
+        str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs for a local Ray (default: all)")
+    ] = None,
+) -> None:
+    """Finish an interrupted study: finished jobs are kept, fine-tunes resume from checkpoints."""
+    spec_file = study_dir / "study.yaml"
+    if not spec_file.exists():
+        raise UserError(
+            f"'{study_dir}' holds no study.yaml, so there is nothing to resume — start it with "
+            "`w2s-ray run STUDY.yaml --study-dir DIR`"
+        )
+    _run_and_report(_checked_spec(spec_file), study_dir, address, num_cpus)
+
+
+@app.command()
+def status(
+    study_dir: Annotated[Path, typer.Argument(help="a study directory, e.g. runs/quickstart")],
+) -> None:
+    """Jobs done / running / failed / pending per stage, from the files alone."""
+    from w2s_ray.study.status import read_status
+
+    state = read_status(study_dir)
+    driver = state.driver or {}
+    if state.running:
+        header = f"running (driver pid {driver.get('pid')} on {driver.get('host')})"
+    elif driver.get("finished_at"):
+        header = "not running: its last run finished"
+    else:
+        header = f"not running: its driver stopped — `w2s-ray resume {study_dir}` continues it"
+    console.print(f"[bold]{state.name}[/bold]: {header}")
+    table = Table()
+    for column in ("stage", "done", "running", "failed", "pending", "est. remaining"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in state.stages:
+        pending = str(stage.counts["pending"])
+        if stage.interrupted:
+            pending += f" ({stage.interrupted} interrupted)"
+        table.add_row(
+            stage.stage,
+            *(str(stage.counts[s]) for s in ("done", "running", "failed")),
+            pending,
+            _duration(stage.remaining_seconds),
+        )
+    console.print(table)
+    console.print(
+        f"elapsed {_duration(state.elapsed_seconds)}, estimated remaining "
+        f"{_duration(state.remaining_seconds)}"
+    )
+    for stage in state.stages:
+        for title, error in stage.errors:
+            console.print(f"[red]failed[/red] {title}: {error}", highlight=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+@app.command()
+def plan(
+    study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
+    tflops: Annotated[
+        float, typer.Option(help="sustained TFLOP/s per device, for the device-hours estimate")
+    ] = 100.0,
+    cpu_only: Annotated[
+        bool, typer.Option(help="plan for a cluster without GPUs (requests become CPU work)")
+    ] = False,
+) -> None:
+    """Print the jobs, their resource requests and estimated device-hours; runs nothing."""
+    from w2s_ray.study.estimate import describe_resources, device_hours, job_cost
+    from w2s_ray.study.plan import plan_jobs, resolve
+
+    study_obj = resolve(_checked_spec(study))
+    table = Table(title=f"{study_obj.spec.name}: jobs by stage (nothing is run)")
+    for column in ("stage", "model", "method", "jobs", "request per job", "PFLOP", "device-h"):
+        table.add_column(
+            column, justify="right" if column in {"jobs", "PFLOP", "device-h"} else "left"
+        )
+    total_jobs, total_flops = 0, 0.0
+    for stage, jobs in plan_jobs(study_obj).items():
+        groups: dict[tuple[str, str, str], list[float]] = {}
+        for job in jobs:
+            cost = job_cost(job, study_obj, gpu_cluster=not cpu_only)
+            key = (job.model, job.method or "-", describe_resources(cost.resources))
+            groups.setdefault(key, []).append(cost.flops)
+        for (model, method, request), flops in groups.items():
+            table.add_row(
+                stage,
+                model,
+                method,
+                str(len(flops)),
+                request,
+                f"{sum(flops) / 1e15:.3g}",
+                f"{device_hours(sum(flops), tflops):.3g}",
+            )
+            total_jobs += len(flops)
+            total_flops += sum(flops)
+    table.add_row(
+        "total",
+        "",
+        "",
+        str(total_jobs),
+        "",
+        f"{total_flops / 1e15:.3g}",
+        f"{device_hours(total_flops, tflops):.3g}",
+    )
+    console.print(table)
+    console.print(
+        f"device-hours assume {tflops:g} TFLOP/s per device and every text at max_length "
+        f"({study_obj.spec.train.max_length} tokens): an upper bound for the FLOPs, without "
+        "start-up time"
+    )
+
+
+@app.command()
+def submit(
+    study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
+    address: Annotated[
+        str, typer.Option(help="the cluster's Ray dashboard / Jobs address, http://HEAD:8265")
+    ],
+    study_dir: Annotated[
+        str | None,
+        typer.Option(help="study directory on the cluster (default ~/w2s-ray/runs/NAME)"),
+    ] = None,
+) -> None:
+    """Send a study to a Ray cluster as a Ray Job; prints its id and how to follow it."""
+    from w2s_ray.study.submit import default_study_dir, submit_study
+
+    spec = _checked_spec(study)
+    target = study_dir or default_study_dir(spec)
+    job_id = submit_study(spec, address, target)
+    console.print(f"submitted {spec.name} as Ray Job [bold]{job_id}[/bold]", highlight=False)
+    console.print(
+        f"follow it:  ray job logs --follow {job_id} --address {address}", highlight=False
+    )
+    console.print(f"its state:  ray job status {job_id} --address {address}", highlight=False)
+    console.print(
+        f"its jobs:   w2s-ray status {target}   (on a machine that sees that directory)",
+        highlight=False,
+    )
 
 
 @app.command("list")

@@ -70,6 +70,10 @@ class TrainSpec(_Strict):
     batch_size: int | None = Field(default=None, gt=0)
     max_length: int = Field(default=128, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    # Workers per fine-tune (Ray Train, one device each); None: as many as the model's card
+    # asks for on a GPU cluster, else one. Results match one worker up to float rounding.
+    workers: int | None = Field(default=None, gt=0)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
 
 
 class DataSpec(_Strict):

@@ -87,6 +87,7 @@ class FileCheckpointer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.resumed_from_step: int | None = None  # set when a run picks up a checkpoint
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()
@@ -97,7 +98,9 @@ class FileCheckpointer:
         if not self.path.exists():
             return None
         try:
-            return torch.load(self.path, weights_only=True)
+            state = torch.load(self.path, weights_only=True)
+            self.resumed_from_step = int(state["step"])
+            return state
         except Exception as exc:
             log.warning("checkpoint %s is unreadable (%s); starting this job over", self.path, exc)
             return None

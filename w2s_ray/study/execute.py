@@ -6,7 +6,10 @@ Each stage is one readable function: load inputs, train or infer, evaluate, save
 from __future__ import annotations
 
 import functools
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +18,18 @@ from torch import nn
 
 from w2s_ray.data import Splits, make_splits, pool_and_test
 from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
-from w2s_ray.infer.hf import extract_features, tokenize
+from w2s_ray.infer.hf import extract_features, pick_device, tokenize
 from w2s_ray.spec import LocalDataset
 from w2s_ray.study import artifacts
+from w2s_ray.study.faults import FaultReporter
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
 from w2s_ray.train.metrics import accuracy, agreement, auroc
 from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
+
+log = logging.getLogger(__name__)
 
 
 def _task_data(study: Study, dataset: str) -> TaskData:
@@ -42,16 +48,34 @@ def splits_for(study: Study, dataset: str, seed: int) -> Splits:
     return make_splits(dataset, _task_data(study, dataset), study.data_config, seed)
 
 
-def run_job(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
-    """Run `job` and record its result atomically; returns the result."""
+@dataclass(frozen=True)
+class Parallel:
+    """This process's place in a multi-worker fine-tune; rank 0 of 1 when it trains alone.
+
+    `wrap` turns the model into its distributed form (DDP/FSDP, moved to this worker's
+    device); the caller sets up the process group. Only rank 0 writes files.
+    """
+
+    rank: int = 0
+    world: int = 1
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+
+
+ALONE = Parallel()
+
+
+def run_job(
+    job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
+) -> dict[str, Any] | None:
+    """Run `job` and record its result atomically; returns the result (None off rank 0)."""
     started = time.monotonic()
-    runner = {
-        "features": run_features,
-        "ground_truth": run_ground_truth,
-        "label": run_label,
-        "student": run_student,
-    }[job.stage]
-    result = runner(job, study, store)
+    if job.stage in ("ground_truth", "student"):
+        trainer = run_ground_truth if job.stage == "ground_truth" else run_student
+        result = trainer(job, study, store, parallel)
+    else:
+        result = {"features": run_features, "label": run_label}[job.stage](job, study, store)
+    if result is None:
+        return None
     card = study.cards[job.model]
     weak_card = study.cards.get(job.weak_model) if job.weak_model else None
     result.update(
@@ -108,9 +132,13 @@ def _backbone(study: Study, model_name: str) -> tuple[nn.Module, Any]:
 
 
 def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
+    """The model to train, on this process's device (a GPU when there is one)."""
     if isinstance(inputs, FeatureInputs):
-        return ProbeClassifier(inputs.features.shape[1])
-    return FinetuneClassifier(_backbone(study, model_name)[0], study.cards[model_name].pooling)
+        model: nn.Module = ProbeClassifier(inputs.features.shape[1])
+    else:
+        backbone = _backbone(study, model_name)[0]
+        model = FinetuneClassifier(backbone, study.cards[model_name].pooling)
+    return model.to(pick_device())
 
 
 def _train_and_evaluate(
@@ -120,18 +148,30 @@ def _train_and_evaluate(
     train: list[Example],
     targets: torch.Tensor,
     test: list[Example],
-) -> tuple[nn.Module, torch.Tensor]:
-    """Train on `targets`, save the weights, return the model and its test probabilities."""
+    parallel: Parallel,
+) -> torch.Tensor | None:
+    """Train on `targets`, save the weights, return the test probabilities (rank 0 only)."""
     torch.manual_seed(job.seed or 0)
     train_inputs = _inputs(study, job, job.model, train)
     model = _classifier(study, job.model, train_inputs)
+    if parallel.wrap is not None:
+        model = parallel.wrap(model)
     method = next((m for m in study.spec.methods if m.name == job.method), None)
     cfg = study.train_config(job.model, job.seed or 0, method)
     checkpointer = artifacts.FileCheckpointer(store.job_dir(job.job_id) / "checkpoint.pt")
-    fit(model, train_inputs, targets, cfg, checkpointer)
-    artifacts.save_weights(store.job_dir(job.job_id) / "model.safetensors", model.state_dict())
+    reporter = FaultReporter(store.root, job.stage)
+    shard = (parallel.rank, parallel.world)
+    fit(model, train_inputs, targets, cfg, checkpointer, reporter, shard=shard)
+    if parallel.rank != 0:
+        return None
+    core = getattr(model, "module", model)
+    artifacts.save_weights(store.job_dir(job.job_id) / "model.safetensors", core.state_dict())
     checkpointer.clear()
-    return model, predict_probs(model, _inputs(study, job, job.model, test))
+    if checkpointer.resumed_from_step is not None:
+        log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
+        with open(store.job_dir(job.job_id) / "resumes.txt", "a") as record:
+            record.write(f"resumed from step {checkpointer.resumed_from_step}\n")
+    return predict_probs(core, _inputs(study, job, job.model, test))
 
 
 def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
@@ -139,12 +179,18 @@ def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
     return {"test_accuracy": accuracy(probs, labels), "test_auroc": auroc(probs[:, 1], labels)}
 
 
-def run_ground_truth(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+def run_ground_truth(
+    job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
+) -> dict[str, Any] | None:
     """Fine-tune on the weak-train half's true labels: a weak supervisor and a ceiling."""
     splits = splits_for(study, job.dataset, job.seed or 0)
     labels = torch.tensor([ex.label for ex in splits.weak_train])
     targets = nn.functional.one_hot(labels, 2).float()
-    _, probs = _train_and_evaluate(job, study, store, splits.weak_train, targets, splits.test)
+    probs = _train_and_evaluate(
+        job, study, store, splits.weak_train, targets, splits.test, parallel
+    )
+    if probs is None:
+        return None
     return {**_metrics(probs, splits.test), "n_train": len(splits.weak_train)}
 
 
@@ -156,9 +202,8 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     if artifacts.load_labels(job.job_id) is None:
         inputs = _inputs(study, job, job.model, examples)
         model = _classifier(study, job.model, inputs)
-        model.load_state_dict(
-            artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors")
-        )
+        weights = artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors")
+        model.load_state_dict(weights)
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], predict_probs(model, inputs))
     soft = artifacts.load_labels(job.job_id)
     assert soft is not None
@@ -167,7 +212,9 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     return {**_metrics(probs, splits.test), "n_train": len(splits.student_train)}
 
 
-def run_student(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+def run_student(
+    job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
+) -> dict[str, Any] | None:
     """Train the strong model on the weak model's soft labels; evaluate on ground truth."""
     splits = splits_for(study, job.dataset, job.seed or 0)
     label_job = next(d for d in job.deps if d.startswith("label-"))
@@ -176,7 +223,11 @@ def run_student(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
         raise RuntimeError(f"weak labels {label_job} are missing; rerun the study to rebuild")
     p1 = torch.tensor([soft[ex.id] for ex in splits.student_train], dtype=torch.float32)
     targets = torch.stack([1 - p1, p1], dim=1)
-    _, probs = _train_and_evaluate(job, study, store, splits.student_train, targets, splits.test)
+    probs = _train_and_evaluate(
+        job, study, store, splits.student_train, targets, splits.test, parallel
+    )
+    if probs is None:
+        return None
     weak_p1 = torch.tensor([soft[ex.id] for ex in splits.test], dtype=torch.float32)
     weak_probs = torch.stack([1 - weak_p1, weak_p1], dim=1)
     return {

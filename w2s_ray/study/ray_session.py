@@ -27,7 +27,7 @@ def _keep_on_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def _send_cluster_token() -> None:
+def send_cluster_token() -> None:
     """Ray 2.60 clusters want a token by default, but an explicit address sends none unless
     RAY_AUTH_MODE=token; do what `address="auto"` does and use a token found on this
     machine (`~/.ray/auth_token`, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH)."""
@@ -74,7 +74,7 @@ def attach_ray(address: str) -> None:
     _check_reachable(address, host, port)
     if host in {"127.0.0.1", "localhost"}:
         _keep_on_loopback()  # else Ray rewrites the address to this machine's external one
-    _send_cluster_token()
+    send_cluster_token()
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError) as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import ray
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -13,6 +14,7 @@ from rich.table import Table
 from w2s_ray.cache import atomic_write_bytes
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
+from w2s_ray.study.heartbeat import Heartbeat
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
 from w2s_ray.study.store import StudyStore
 
@@ -63,6 +65,29 @@ def prepare(study: Study, console: Console) -> None:
         )
 
 
+def plan_record(
+    study: Study, stages: dict[str, list[Job]], cluster: dict[str, float]
+) -> dict[str, object]:
+    """What `status` needs to know of the plan, readable without any registry or Ray."""
+    from w2s_ray.study.resources import job_resources
+
+    return {
+        "study": study.spec.name,
+        "stages": {
+            stage: [
+                {
+                    "job_id": job.job_id,
+                    "title": job.title,
+                    "deps": list(job.deps),
+                    "resources": job_resources(job, study, cluster),
+                }
+                for job in jobs
+            ]
+            for stage, jobs in stages.items()
+        },
+    }
+
+
 def check_study_dir(study_dir: Path, spec: StudySpec) -> None:
     """A directory holding a different study is refused rather than silently mixed."""
     existing = study_dir / "study.yaml"
@@ -96,28 +121,32 @@ def run_study(
     atomic_write_bytes(study_dir / "study.yaml", spec.to_yaml().encode())
     prepare(study, console)
     stages = plan_jobs(study)
+    cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
+    store.write_plan(plan_record(study, stages, cluster))
     progress = StageProgress(stages)
     for jobs in stages.values():
         for job in jobs:
             if store.is_done(job.job_id):
                 progress.set(job.job_id, "done")
-    with Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live:
+    with (
+        Heartbeat(store, address, cluster),
+        Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live,
+    ):
 
         def on_event(job_id: str, status: str) -> None:
             progress.set(job_id, status)
             live.update(progress.table())
 
         for stage in STAGES:
-            runnable = [
-                j
+            runnable = {
+                j.job_id
                 for j in stages[stage]
                 if progress.state.get(j.job_id) != "done"
                 and all(progress.state.get(d) == "done" for d in j.deps)
-            ]
-            if runnable:
-                run_stage(stage, runnable, study, store, on_event)
-            for job in runnable:  # trust the files, not the callbacks
-                progress.set(job.job_id, "done" if store.is_done(job.job_id) else "failed")
+            }
+            run_stage(stage, stages[stage], runnable, study, store, on_event)
+            for job_id in runnable:  # trust the files, not the callbacks
+                progress.set(job_id, "done" if store.is_done(job_id) else "failed")
             live.update(progress.table())
     console.line()  # a piped log would otherwise glue the next table to this one's last line
     return finish(study, stages, store, progress)

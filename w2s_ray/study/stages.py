@@ -1,7 +1,15 @@
-"""Stage runners: one Ray Tune Tuner per stage, one trial per job. The only Ray Tune code."""
+"""Stage runners: Ray Tune Tuners per stage, one trial per job. The only Ray Tune code.
+
+A stage's Tuner lives in `tune/<stage>` under the study directory. When the study is
+resumed that Tuner is restored (unfinished and errored trials run again), and jobs it
+does not cover (new, or failed for a reason the user may since have fixed) run in a
+further Tuner, `tune/<stage>-2` and so on.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -10,14 +18,23 @@ from typing import Any
 import ray
 from ray import tune
 
+from w2s_ray.cache import atomic_write_json
 from w2s_ray.errors import UserError
+from w2s_ray.study.distributed import run_job_on_workers
 from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import Job, Study
-from w2s_ray.study.resources import job_resources
+from w2s_ray.study.resources import job_resources, worker_plan
 from w2s_ray.study.store import StudyStore
+
+log = logging.getLogger(__name__)
 
 # Errors that name a problem with the study's inputs (a user error, a diverging loss).
 DETERMINISTIC_ERRORS = (UserError, FloatingPointError)
+# Trial crashes Tune retries before the job counts as failed (a preempted node, an OOM kill).
+MAX_FAILURES = 2
+
+Listener = Callable[[str, str], None]
+_listener: Listener | None = None  # the driver's progress display, while a stage runs
 
 
 def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study_dir: str) -> None:
@@ -29,8 +46,13 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
     torch.set_num_threads(max(1, int(cpus)))
     store = StudyStore(Path(study_dir))
     if not store.is_done(job.job_id):
+        store.mark_started(job.job_id)
+        workers = worker_plan(job, study, ray.cluster_resources())
         try:
-            run_job(job, study, store)
+            if workers is None:
+                run_job(job, study, store)
+            else:
+                run_job_on_workers(job, study, store, workers)
         except DETERMINISTIC_ERRORS as exc:
             # Running it again would fail the same way: record it and end the trial.
             store.write_error(job.job_id, f"{type(exc).__name__}: {exc}")
@@ -45,55 +67,123 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
 
 
 class ProgressCallback(tune.Callback):
-    """Forwards trial starts and ends to the driver's live display."""
+    """Forwards trial starts and ends to whichever driver display is listening.
 
-    def __init__(self, on_event: Callable[[str, str], None]) -> None:
-        self.on_event = on_event
+    Tune pickles callbacks into its experiment state and a restored Tuner brings back
+    those copies, so the callback holds no display of its own: it looks up the current one.
+    """
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks into the experiment state; the display is not picklable
-        # and means nothing after a restore, so it is left behind.
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.on_event = lambda job_id, status: None
+    def _emit(self, trial: Any, status: str) -> None:
+        if _listener is not None:
+            _listener(trial.config["job_id"], status)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.on_event(trial.config["job_id"], "running")
+        self._emit(trial, "running")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         finished = (trial.last_result or {}).get("done") == 1.0
-        self.on_event(trial.config["job_id"], "done" if finished else "failed")
+        self._emit(trial, "done" if finished else "failed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.on_event(trial.config["job_id"], "failed")
+        self._emit(trial, "failed")
+
+
+def _trainable(by_id: dict[str, Job], study: Study, store: StudyStore) -> Any:
+    cluster = ray.cluster_resources()
+    requests = {job_id: job_resources(job, study, cluster) for job_id, job in by_id.items()}
+    trainable = tune.with_parameters(_job_trial, jobs=by_id, study=study, study_dir=str(store.root))
+    return tune.with_resources(
+        trainable, lambda config: tune.PlacementGroupFactory([requests[config["job_id"]]])
+    )
+
+
+def _generations(tune_root: Path, stage: str) -> list[Path]:
+    """This stage's Tuner directories, oldest first."""
+    found = [p for p in tune_root.glob(f"{stage}*") if p.is_dir()]
+    named = {p.name: p for p in found}
+    ordered = []
+    n = 1
+    while (name := stage if n == 1 else f"{stage}-{n}") in named:
+        ordered.append(named[name])
+        n += 1
+    return ordered
+
+
+def _manifest(generation: Path) -> list[str]:
+    try:
+        return json.loads(generation.with_suffix(".jobs.json").read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _restore(generation: Path, trainable: Any) -> bool:
+    """Finish a Tuner an interrupted driver left; False if there is nothing to restore."""
+    if not tune.Tuner.can_restore(generation):
+        return False  # killed before Tune saved its first state: its jobs start afresh
+    try:
+        tuner = tune.Tuner.restore(
+            str(generation), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    except Exception as exc:  # a damaged experiment state must not sink the study
+        log.warning("cannot restore %s (%s); running its jobs in a new Tuner", generation, exc)
+        return False
+    tuner.fit()
+    return True
 
 
 def run_stage(
     stage: str,
-    jobs: list[Job],
+    stage_jobs: list[Job],
+    runnable: set[str],
     study: Study,
     store: StudyStore,
-    on_event: Callable[[str, str], None],
-    max_failures: int = 1,
+    on_event: Listener,
 ) -> None:
-    """Run `jobs` as trials of one Tuner; failures are recorded per job, not raised."""
-    cluster = ray.cluster_resources()
-    by_id = {job.job_id: job for job in jobs}
-    requests = {job.job_id: job_resources(job, study, cluster) for job in jobs}
-    trainable = tune.with_parameters(_job_trial, jobs=by_id, study=study, study_dir=str(store.root))
-    trainable = tune.with_resources(
-        trainable, lambda config: tune.PlacementGroupFactory([requests[config["job_id"]]])
-    )
+    """Run the `runnable` jobs of a stage; failures are recorded per job, not raised."""
+    global _listener
+    todo = {job.job_id for job in stage_jobs if job.job_id in runnable}
+    todo = {j for j in todo if not store.is_done(j)}
+    if not todo:
+        return
+    tune_root = (store.root / "tune").resolve()
+    every = {job.job_id: job for job in stage_jobs}  # a restored grid may hold finished jobs
+    started: set[str] = set()
+
+    def listen(job_id: str, status: str) -> None:
+        if status == "running":
+            started.add(job_id)
+        on_event(job_id, status)
+
+    _listener = listen
+    try:
+        generations = _generations(tune_root, stage)
+        for generation in generations:
+            grid = set(_manifest(generation))
+            if grid & todo and grid <= every.keys():
+                _restore(generation, _trainable({j: every[j] for j in grid}, study, store))
+        # Jobs no restored Tuner ran: new ones, and those that failed before for a reason
+        # (missing access, a bad file) that rerunning the study is meant to retry.
+        rest = sorted(j for j in todo if j not in started and not store.is_done(j))
+        if rest:
+            name = stage if not generations else f"{stage}-{len(generations) + 1}"
+            _fit_new(tune_root, name, {j: every[j] for j in rest}, study, store)
+    finally:
+        _listener = None
+
+
+def _fit_new(
+    tune_root: Path, name: str, by_id: dict[str, Job], study: Study, store: StudyStore
+) -> None:
+    atomic_write_json((tune_root / name).with_suffix(".jobs.json"), sorted(by_id))
     tuner = tune.Tuner(
-        trainable,
+        _trainable(by_id, study, store),
         param_space={"job_id": tune.grid_search(sorted(by_id))},
         tune_config=tune.TuneConfig(reuse_actors=False),
         run_config=tune.RunConfig(
-            name=stage,
-            storage_path=str((store.root / "tune").resolve()),
-            failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=[ProgressCallback(on_event)],
+            name=name,
+            storage_path=str(tune_root),
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            callbacks=[ProgressCallback()],
             verbose=0,
         ),
     )

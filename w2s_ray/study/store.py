@@ -7,12 +7,15 @@ Results are plain files a person can read; `results.parquet` is always rebuilt f
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from w2s_ray.cache import atomic_write_json
+from w2s_ray.cache import atomic_write_bytes, atomic_write_json
 
 RESULT_COLUMNS: dict[str, Any] = {
     "job_id": pl.String,
@@ -46,12 +49,8 @@ class StudyStore:
 
     def read_result(self, job_id: str) -> dict[str, Any] | None:
         """A finished job's result, or None; an unreadable file counts as not finished."""
-        path = self.result_path(job_id)
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return result if isinstance(result, dict) and result.get("job_id") == job_id else None
+        result = self.read_json(self.result_path(job_id))
+        return result if result is not None and result.get("job_id") == job_id else None
 
     def is_done(self, job_id: str) -> bool:
         return self.read_result(job_id) is not None
@@ -60,10 +59,41 @@ class StudyStore:
         atomic_write_json(self.result_path(job_id), {"job_id": job_id, **result})
         (self.job_dir(job_id) / "error.txt").unlink(missing_ok=True)  # an earlier try's
 
+    def mark_started(self, job_id: str) -> None:
+        """Who runs the job since when: `status` tells running, interrupted and retried jobs."""
+        previous = self.read_json(self.job_dir(job_id) / "started.json") or {}
+        atomic_write_json(
+            self.job_dir(job_id) / "started.json",
+            {
+                "started_at": time.time(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "attempt": int(previous.get("attempt", 0)) + 1,
+            },
+        )
+
+    def read_json(self, path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        """Every job with its stage, title and resources, so `status` needs no registry."""
+        atomic_write_json(self.root / "plan.json", plan)
+
+    def read_plan(self) -> dict[str, Any] | None:
+        return self.read_json(self.root / "plan.json")
+
+    def write_driver(self, driver: dict[str, Any]) -> None:
+        atomic_write_json(self.root / "driver.json", driver)
+
+    def read_driver(self) -> dict[str, Any] | None:
+        return self.read_json(self.root / "driver.json")
+
     def write_error(self, job_id: str, message: str) -> None:
-        path = self.job_dir(job_id) / "error.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(message)
+        atomic_write_bytes(self.job_dir(job_id) / "error.txt", message.encode())
 
     def read_error(self, job_id: str) -> str | None:
         path = self.job_dir(job_id) / "error.txt"

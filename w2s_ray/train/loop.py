@@ -83,6 +83,20 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
 
 
+def _shard(global_idx: torch.Tensor, rank: int, world: int) -> tuple[torch.Tensor, float]:
+    """This rank's rows of a global batch, and its loss weight.
+
+    DDP averages gradients over ranks; weighting each rank's mean loss by its share of the
+    batch makes that average the whole batch's mean, even when shards differ in size. A
+    rank left without rows (a last batch smaller than the world) still has to take part in
+    the step: it runs one row with weight zero.
+    """
+    idx = global_idx[rank::world]
+    if len(idx) == 0:
+        return global_idx[:1], 0.0
+    return idx, len(idx) * world / len(global_idx)
+
+
 def fit(
     model: nn.Module,
     inputs: Inputs,
@@ -106,6 +120,8 @@ def fit(
     checkpointer = checkpointer or NullCheckpointer()
     reporter = reporter or NullReporter()
     rank, world = shard
+    core = getattr(model, "module", model)  # DDP wraps the model; its state is the core's
+    device = next(model.parameters()).device
     loss_fn = build_loss(cfg.loss, cfg.loss_options)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -115,7 +131,7 @@ def fit(
     epoch, step, epoch_loss = 0, 0, 0.0
     state = checkpointer.load()
     if state is not None:
-        model.load_state_dict(state["model"])
+        core.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step, epoch_loss = state["epoch"], state["step"], state["epoch_loss"]
@@ -125,7 +141,7 @@ def fit(
         if rank == 0:
             checkpointer.save(
                 {
-                    "model": model.state_dict(),
+                    "model": core.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
@@ -142,28 +158,32 @@ def fit(
         for batch_start in range(
             (step - epoch * steps_per_epoch) * cfg.batch_size, len(order), cfg.batch_size
         ):
-            idx = order[batch_start : batch_start + cfg.batch_size][rank::world]
-            logits = model(**inputs.batch(idx))
-            loss = loss_fn(logits, targets[idx], step / max(1, total))
+            global_idx = order[batch_start : batch_start + cfg.batch_size]
+            idx, weight = _shard(global_idx, rank, world)
+            batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
+            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(**batch)
+            loss = loss_fn(logits.float(), targets[idx].to(device), step / max(1, total))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning "
                     f"rate (now {cfg.lr}) or check the inputs for NaN/inf"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             step += 1
-            epoch_loss += loss.item() * len(idx)
+            epoch_loss += loss.item() * len(idx) * (weight > 0)
             if time.monotonic() - last_save >= checkpoint_seconds and step < total:
                 save()
                 last_save = time.monotonic()
-        reporter.report({"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)})
+        metrics = {"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)}
         epoch, epoch_loss = epoch + 1, 0.0
         save()
         last_save = time.monotonic()
+        reporter.report(metrics)  # after the save: whatever the reporter does, the epoch is kept
     model.eval()
     return model
 
@@ -172,8 +192,12 @@ def fit(
 def predict_probs(model: nn.Module, inputs: Inputs, batch_size: int = 256) -> torch.Tensor:
     """Class probabilities [N, 2] in input order."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for start in range(0, len(inputs), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(inputs)))
-        out.append(torch.softmax(model(**inputs.batch(idx)).float(), dim=-1))
+        batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(**batch)
+        out.append(torch.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(out)

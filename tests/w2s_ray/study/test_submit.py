@@ -1,0 +1,91 @@
+"""`w2s-ray submit` against a real `ray start --head` on 127.0.0.1, then `status` on its dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+GCS_PORT, DASHBOARD_PORT = "6391", "8299"
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",  # jobs run `w2s-ray` from this venv
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep it on loopback
+    }
+    ray = [str(Path(bin_dir) / "ray")]
+    start = [
+        *ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={GCS_PORT}",
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}", "--num-cpus=2",
+        f"--temp-dir={tmp_path / 'ray'}",
+    ]  # fmt: skip
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    yield env
+    subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "w2s_ray.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_submit_runs_the_study_as_a_ray_job_and_status_reads_its_directory(
+    ray_head, tiny_models, toy_dataset, tmp_path
+):
+    spec = {
+        "name": "submitted",
+        "datasets": [{"name": "toy", "path": str(toy_dataset)}],
+        "models": [
+            {"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in tiny_models.items()
+        ],
+        "data": {"n_train": 80, "n_test": 40},
+        "train": {"epochs": 3, "max_length": 16},
+    }
+    study = tmp_path / "submitted.yaml"
+    study.write_text(yaml.safe_dump(spec))
+    study_dir = tmp_path / "on-cluster"
+    address = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    env = {**ray_head, "W2S_CACHE": str(tmp_path / "cache")}
+
+    sent = _cli("submit", str(study), "--address", address, "--study-dir", str(study_dir), env=env)
+    assert sent.returncode == 0, sent.stderr
+    job_id = next(w for w in sent.stdout.split() if w.startswith("w2s-submitted-"))
+    assert f"ray job logs --follow {job_id}" in sent.stdout
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + 400
+    while (state := client.get_job_status(job_id)) not in JobStatus.TERMINAL_STATUSES:
+        assert time.monotonic() < deadline, client.get_job_logs(job_id)[-3000:]
+        time.sleep(2)
+    assert state == JobStatus.SUCCEEDED, client.get_job_logs(job_id)[-3000:]
+
+    assert (study_dir / "pgr.parquet").exists()
+    assert json.loads((study_dir / "driver.json").read_text())["address"] == "auto"
+    shown = _cli("status", str(study_dir), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "its last run finished" in shown.stdout
+    for line in shown.stdout.splitlines():
+        if line.startswith("│ student"):
+            assert line.split("│")[2].strip() == "1"  # one pair, one method, one seed: done
+
+    unreachable = _cli("submit", str(study), "--address", "http://127.0.0.1:1", env=env)
+    assert unreachable.returncode == 2 and "no Ray Jobs server answers" in unreachable.stderr

@@ -1,0 +1,67 @@
+"""Fine-tunes spread over several workers: a Ray Train TorchTrainer inside the job's trial.
+
+Ray 2.60 (Train V2) no longer runs a TorchTrainer as a Tune trainable, so the trial starts
+one and waits for it. The run is named after the job, so a restarted trial finds the same
+run; the training state itself resumes from the job's checkpoint file like any fine-tune.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from w2s_ray.study.execute import Parallel, run_job
+from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.resources import WorkerPlan
+from w2s_ray.study.store import StudyStore
+
+WORKER_FAILURES = 2  # a lost worker restarts the group this often before the trial fails
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    context = ray.train.get_context()
+    cpus = config["cpus_per_worker"]
+    torch.set_num_threads(max(1, int(cpus)))
+    strategy = config["strategy"]
+
+    def wrap(model: torch.nn.Module) -> torch.nn.Module:
+        # encoders carry weights the classifier never uses (BERT's pooler): DDP must know
+        options = {"find_unused_parameters": True} if strategy == "ddp" else {}
+        return ray.train.torch.prepare_model(
+            model, parallel_strategy=strategy, parallel_strategy_kwargs=options
+        )
+
+    parallel = Parallel(context.get_world_rank(), context.get_world_size(), wrap)
+    run_job(config["job"], config["study"], StudyStore(Path(config["study_dir"])), parallel)
+
+
+def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPlan) -> None:
+    """Run one fine-tune on `plan.workers` Ray Train workers (DDP, or FSDP if asked)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={
+            "job": job,
+            "study": study,
+            "study_dir": str(store.root),
+            "strategy": study.spec.train.strategy,
+            "cpus_per_worker": plan.per_worker["CPU"],
+        },
+        scaling_config=ScalingConfig(
+            num_workers=plan.workers,
+            use_gpu=plan.use_gpu,
+            resources_per_worker=plan.per_worker,
+        ),
+        run_config=RunConfig(
+            name=f"train-{job.job_id}",
+            storage_path=str((store.root / "train").resolve()),
+            failure_config=FailureConfig(max_failures=WORKER_FAILURES),
+        ),
+    )
+    trainer.fit()

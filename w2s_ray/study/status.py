@@ -1,0 +1,121 @@
+"""A study's state from its files alone: works while it runs, after a crash, without Ray."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from w2s_ray.errors import UserError
+from w2s_ray.study.heartbeat import elapsed_seconds, is_alive
+from w2s_ray.study.store import StudyStore
+
+STATES = ("done", "running", "failed", "pending")
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    interrupted: int = 0  # started by a driver that is gone: resume continues them
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (title, last error)
+    mean_seconds: float | None = None
+    slots: int = 1  # jobs of this stage that run at once on the cluster
+
+    @property
+    def remaining(self) -> int:
+        return self.counts["running"] + self.counts["pending"]
+
+    @property
+    def remaining_seconds(self) -> float | None:
+        if not self.remaining:
+            return 0.0
+        if self.mean_seconds is None:
+            return None
+        return math.ceil(self.remaining / self.slots) * self.mean_seconds
+
+
+@dataclass
+class StudyStatus:
+    name: str
+    running: bool
+    driver: dict[str, object] | None
+    elapsed_seconds: float
+    stages: list[StageStatus]
+
+    @property
+    def remaining_seconds(self) -> float | None:
+        parts = [s.remaining_seconds for s in self.stages]
+        return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
+
+
+def _job_state(store: StudyStore, job_id: str, driver_alive: bool) -> tuple[str, bool]:
+    """(state, interrupted) of one job, from its files."""
+    if store.is_done(job_id):
+        return "done", False
+    job_dir = store.job_dir(job_id)
+    started = store.read_json(job_dir / "started.json")
+    error = job_dir / "error.txt"
+    errored_after_start = error.exists() and (
+        started is None or error.stat().st_mtime >= float(started["started_at"])
+    )
+    if errored_after_start:  # a retry writes a newer started.json, and is running again
+        return "failed", False
+    if started is not None:
+        return ("running", False) if driver_alive else ("pending", True)
+    return "pending", False
+
+
+def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
+    fits = [
+        math.floor(cluster.get(name, 0.0) / amount)
+        for name, amount in resources.items()
+        if amount > 0 and name in ("CPU", "GPU")
+    ]
+    return max(1, min(fits)) if fits else 1
+
+
+def read_status(study_dir: Path, now: float | None = None) -> StudyStatus:
+    store = StudyStore(study_dir)
+    plan = store.read_plan()
+    if plan is None:
+        if (study_dir / "study.yaml").exists():
+            raise UserError(
+                f"'{study_dir}' has a study.yaml but no plan.json yet: its driver stopped "
+                f"before planning — run `w2s-ray resume {study_dir}`"
+            )
+        raise UserError(
+            f"'{study_dir}' is not a study directory (no plan.json) — pass the directory "
+            "`w2s-ray run` wrote, e.g. runs/NAME"
+        )
+    driver = store.read_driver()
+    alive = is_alive(driver, now)
+    cluster = dict((driver or {}).get("cluster") or {})
+    stages = []
+    for stage, jobs in plan["stages"].items():
+        if not jobs:
+            continue
+        status = StageStatus(stage)
+        seconds = []
+        for job in jobs:
+            state, interrupted = _job_state(store, job["job_id"], alive)
+            status.counts[state] += 1
+            status.interrupted += interrupted
+            if state == "done":
+                result = store.read_result(job["job_id"]) or {}
+                if isinstance(result.get("wall_seconds"), (int, float)):
+                    seconds.append(float(result["wall_seconds"]))
+            elif state == "failed":
+                error = (store.read_error(job["job_id"]) or "").strip().splitlines()
+                status.errors.append((job["title"], error[0] if error else "unknown error"))
+        status.mean_seconds = sum(seconds) / len(seconds) if seconds else None
+        status.slots = _slots(jobs[0].get("resources", {}), cluster) if cluster else 1
+        stages.append(status)
+    return StudyStatus(
+        name=str(plan.get("study", study_dir.name)),
+        running=alive,
+        driver=driver,
+        elapsed_seconds=elapsed_seconds(driver, now or time.time()),
+        stages=stages,
+    )
