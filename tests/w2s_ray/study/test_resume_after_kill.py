@@ -30,7 +30,7 @@ def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
         "mode": "finetune",
         "methods": ["xent"],
         "data": {"n_train": 160, "n_test": 60},
-        "train": {"epochs": 6, "lr": 1e-3, "batch_size": 8, "max_length": 16},
+        "train": {"epochs": 40, "lr": 1e-3, "batch_size": 4, "max_length": 16},
     }
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +20,8 @@ GCS_PORT, DASHBOARD_PORT = "6391", "8299"
 
 
 @pytest.fixture
-def ray_head(tmp_path):
+def ray_head():
+    temp_dir = tempfile.mkdtemp(prefix="w2s-ray-", dir="/tmp")
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
@@ -29,11 +32,13 @@ def ray_head(tmp_path):
     start = [
         *ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={GCS_PORT}",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}", "--num-cpus=2",
-        f"--temp-dir={tmp_path / 'ray'}",
+        f"--temp-dir={temp_dir}",  # short: Ray's socket paths must fit in 107 bytes
     ]  # fmt: skip
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
     yield env
     subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -71,9 +76,12 @@ def test_submit_runs_the_study_as_a_ray_job_and_status_reads_its_directory(
 
     from ray.job_submission import JobStatus, JobSubmissionClient
 
+    from w2s_ray.study.ray_session import send_cluster_token
+
+    send_cluster_token()  # as the CLI does: the head wants this machine's token
     client = JobSubmissionClient(address)
     deadline = time.monotonic() + 400
-    while (state := client.get_job_status(job_id)) not in JobStatus.TERMINAL_STATUSES:
+    while not (state := client.get_job_status(job_id)).is_terminal():
         assert time.monotonic() < deadline, client.get_job_logs(job_id)[-3000:]
         time.sleep(2)
     assert state == JobStatus.SUCCEEDED, client.get_job_logs(job_id)[-3000:]
