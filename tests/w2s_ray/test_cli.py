@@ -65,3 +65,31 @@ def test_an_unreachable_cluster_address_exits_2_in_seconds_and_writes_nothing(tm
     assert not (tmp_path / "runs").exists()
     malformed = _w2s_ray("run", str(study), "--address", "10.0.0.5:port", cwd=tmp_path)
     assert malformed.returncode == 2 and "is not a Ray address" in malformed.stderr
+
+
+def test_plan_prints_jobs_requests_and_device_hours_without_running(tmp_path):
+    study = tmp_path / "pythia.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "pythia",
+                "datasets": ["sciq"],
+                "models": ["pythia-70m", "pythia-12b"],
+                "mode": "finetune",
+                "data": {"n_train": 1000, "n_test": 100},
+            }
+        )
+    )
+    proc = _w2s_ray("plan", str(study), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {
+        line.split("│")[1].strip() + "/" + line.split("│")[2].strip(): line
+        for line in proc.stdout.splitlines()
+        if line.startswith("│")
+    }
+    # the 12B student cannot fit one device: its card asks for several Ray Train workers
+    assert "workers" in rows["student/pythia-12b"] and "GPU" in rows["student/pythia-12b"]
+    assert "workers" not in rows["ground_truth/pythia-70m"]
+    total = rows["total/"].split("│")
+    assert int(total[4]) == 4 and float(total[7]) > 0
+    assert not (tmp_path / "runs").exists()
