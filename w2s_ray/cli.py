@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +63,8 @@ def pgr_table(summary: object) -> Table:
 def run(
     study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
     study_dir: Annotated[
-        Path | None, typer.Option(help="where results go (default runs/NAME)")
+        str | None,
+        typer.Option(help="where results go: a directory or s3:// / gs:// URI (default runs/NAME)"),
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
@@ -73,24 +75,29 @@ def run(
 ) -> None:
     """Run a study (skipping jobs already finished) and print its PGR table."""
     spec = _checked_spec(study)
-    _run_and_report(spec, study_dir or Path("runs") / spec.name, address, num_cpus)
+    _run_and_report(spec, study_dir or f"runs/{spec.name}", address, num_cpus)
 
 
 def _checked_spec(study: Path) -> StudySpec:
     """The study file parsed and its names resolved, before Ray starts or anything downloads."""
     from w2s_ray.spec import load_spec
-    from w2s_ray.study.plan import resolve
 
     spec = load_spec(study)
-    try:
-        resolve(spec)
-    except UserError as exc:
-        raise UserError(f"{study}: {exc}") from None
+    _check_names(spec, str(study))
     return spec
 
 
+def _check_names(spec: StudySpec, source: str) -> None:
+    from w2s_ray.study.plan import resolve
+
+    try:
+        resolve(spec)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
 def _run_and_report(
-    spec: StudySpec, study_dir: Path, address: str | None, num_cpus: int | None
+    spec: StudySpec, study_dir: str, address: str | None, num_cpus: int | None
 ) -> None:
     from analysis.pgr import summarize_pgr
     from w2s_ray.study.runner import run_study
@@ -108,7 +115,9 @@ def _run_and_report(
 
 @app.command()
 def resume(
-    study_dir: Annotated[Path, typer.Argument(help="a study directory, e.g. runs/quickstart")],
+    study_dir: Annotated[
+        str, typer.Argument(help="a study directory or URI, e.g. runs/quickstart")
+    ],
     address: Annotated[
         str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
     ] = None,
@@ -117,18 +126,25 @@ def resume(
     ] = None,
 ) -> None:
     """Finish an interrupted study: finished jobs are kept, fine-tunes resume from checkpoints."""
-    spec_file = study_dir / "study.yaml"
-    if not spec_file.exists():
+    from w2s_ray.spec import parse_spec
+    from w2s_ray.study.store import StudyStore
+
+    text = StudyStore(study_dir).read_bytes("study.yaml")
+    if text is None:
         raise UserError(
             f"'{study_dir}' holds no study.yaml, so there is nothing to resume — start it with "
             "`w2s-ray run STUDY.yaml --study-dir DIR`"
         )
-    _run_and_report(_checked_spec(spec_file), study_dir, address, num_cpus)
+    spec = parse_spec(yaml.safe_load(text), f"{study_dir}/study.yaml")
+    _check_names(spec, f"{study_dir}/study.yaml")
+    _run_and_report(spec, study_dir, address, num_cpus)
 
 
 @app.command()
 def status(
-    study_dir: Annotated[Path, typer.Argument(help="a study directory, e.g. runs/quickstart")],
+    study_dir: Annotated[
+        str, typer.Argument(help="a study directory or URI, e.g. runs/quickstart")
+    ],
 ) -> None:
     """Jobs done / running / failed / pending per stage, from the files alone."""
     from w2s_ray.study.status import read_status

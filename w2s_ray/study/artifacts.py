@@ -6,7 +6,6 @@ checked on read; a file that fails the check is rebuilt, never trusted.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -15,9 +14,10 @@ from typing import Any
 
 import polars as pl
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from w2s_ray.cache import atomic_write_bytes, cache_root
+from w2s_ray.study.store import StudyStore
 
 log = logging.getLogger(__name__)
 
@@ -74,37 +74,43 @@ def load_labels(job_id: str) -> dict[str, float] | None:
     return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
 
 
-def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    atomic_write_bytes(path, save({k: v.detach().contiguous() for k, v in state.items()}))
+def save_weights(store: StudyStore, rel: str, state: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    store.write_bytes(rel, save(tensors))
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+def load_weights(store: StudyStore, rel: str) -> dict[str, torch.Tensor]:
+    data = store.read_bytes(rel)
+    if data is None:
+        raise RuntimeError(f"weights {store.uri(rel)} are missing; rerun the study to rebuild")
+    return load(data)
 
 
 class FileCheckpointer:
-    """Training state in one file, replaced atomically at each epoch's end."""
+    """Training state in one file of the study, replaced atomically at each save."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, store: StudyStore, rel: str) -> None:
+        self.store = store
+        self.rel = rel
         self.resumed_from_step: int | None = None  # set when a run picks up a checkpoint
 
     def save(self, state: dict[str, Any]) -> None:
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        atomic_write_bytes(self.path, buffer.getvalue())
+        self.store.write_bytes(self.rel, buffer.getvalue())
 
     def load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
+        data = self.store.read_bytes(self.rel)
+        if data is None:
             return None
         try:
-            state = torch.load(self.path, weights_only=True)
+            state = torch.load(io.BytesIO(data), weights_only=True)
             self.resumed_from_step = int(state["step"])
             return state
         except Exception as exc:
-            log.warning("checkpoint %s is unreadable (%s); starting this job over", self.path, exc)
+            where = self.store.uri(self.rel)
+            log.warning("checkpoint %s is unreadable (%s); starting this job over", where, exc)
             return None
 
     def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        self.store.delete(self.rel)

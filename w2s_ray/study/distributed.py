@@ -7,7 +7,6 @@ run; the training state itself resumes from the job's checkpoint file like any f
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from w2s_ray.study.execute import Parallel, run_job
@@ -36,7 +35,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         )
 
     parallel = Parallel(context.get_world_rank(), context.get_world_size(), wrap)
-    run_job(config["job"], config["study"], StudyStore(Path(config["study_dir"])), parallel)
+    run_job(config["job"], config["study"], StudyStore(config["study_dir"]), parallel)
 
 
 def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPlan) -> None:
@@ -49,7 +48,7 @@ def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPl
         train_loop_config={
             "job": job,
             "study": study,
-            "study_dir": str(store.root),
+            "study_dir": store.location,
             "strategy": study.spec.train.strategy,
             "cpus_per_worker": plan.per_worker["CPU"],
         },
@@ -60,7 +59,7 @@ def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPl
         ),
         run_config=RunConfig(
             name=f"train-{job.job_id}",
-            storage_path=str((store.root / "train").resolve()),
+            storage_path=store.uri("train"),
             failure_config=FailureConfig(max_failures=WORKER_FAILURES),
         ),
     )

@@ -158,19 +158,22 @@ def _train_and_evaluate(
         model = parallel.wrap(model)
     method = next((m for m in study.spec.methods if m.name == job.method), None)
     cfg = study.train_config(job.model, job.seed or 0, method)
-    checkpointer = artifacts.FileCheckpointer(store.job_dir(job.job_id) / "checkpoint.pt")
-    reporter = FaultReporter(store.root, job.stage)
+    checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
+    reporter = FaultReporter(store, job.stage)
     shard = (parallel.rank, parallel.world)
     fit(model, train_inputs, targets, cfg, checkpointer, reporter, shard=shard)
     if parallel.rank != 0:
         return None
     core = getattr(model, "module", model)
-    artifacts.save_weights(store.job_dir(job.job_id) / "model.safetensors", core.state_dict())
+    weights = store.job_file(job.job_id, "model.safetensors")
+    artifacts.save_weights(store, weights, core.state_dict())
     checkpointer.clear()
     if checkpointer.resumed_from_step is not None:
         log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
-        with open(store.job_dir(job.job_id) / "resumes.txt", "a") as record:
-            record.write(f"resumed from step {checkpointer.resumed_from_step}\n")
+        store.append_text(
+            store.job_file(job.job_id, "resumes.txt"),
+            f"resumed from step {checkpointer.resumed_from_step}\n",
+        )
     return predict_probs(core, _inputs(study, job, job.model, test))
 
 
@@ -202,7 +205,7 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     if artifacts.load_labels(job.job_id) is None:
         inputs = _inputs(study, job, job.model, examples)
         model = _classifier(study, job.model, inputs)
-        weights = artifacts.load_weights(store.job_dir(supervisor) / "model.safetensors")
+        weights = artifacts.load_weights(store, store.job_file(supervisor, "model.safetensors"))
         model.load_state_dict(weights)
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], predict_probs(model, inputs))
     soft = artifacts.load_labels(job.job_id)

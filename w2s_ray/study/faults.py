@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
+
+from w2s_ray.study.store import StudyStore
 
 FAULTS_FILE = "faults.json"
 
@@ -22,40 +23,32 @@ class InjectedFault(RuntimeError):
     """A crash on purpose; Tune treats it like any crash and retries the trial."""
 
 
-def _claim(study_dir: Path, index: int, times: int) -> bool:
-    fired = study_dir / "faults-fired"
-    fired.mkdir(exist_ok=True)
-    for n in range(times):
-        try:
-            os.close(os.open(fired / f"{index}-{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return True
-        except FileExistsError:
-            continue
-    return False
+def _claim(store: StudyStore, index: int, times: int) -> bool:
+    return any(store.claim(f"faults-fired/{index}-{n}") for n in range(times))
 
 
-def _faults(study_dir: Path) -> list[dict[str, Any]]:
-    path = study_dir / FAULTS_FILE
-    if not path.exists():
+def _faults(store: StudyStore) -> list[dict[str, Any]]:
+    data = store.read_bytes(FAULTS_FILE)
+    if data is None:
         return []
-    faults = json.loads(path.read_text())
+    faults = json.loads(data)
     return faults if isinstance(faults, list) else [faults]
 
 
 class FaultReporter:
     """A training Reporter that fires the study's injected faults at epoch ends."""
 
-    def __init__(self, study_dir: Path, stage: str) -> None:
-        self.study_dir = study_dir
+    def __init__(self, store: StudyStore, stage: str) -> None:
+        self.store = store
         self.stage = stage
-        self.faults = _faults(study_dir)
+        self.faults = _faults(store)
 
     def report(self, metrics: dict[str, float]) -> None:
         for index, fault in enumerate(self.faults):
             due = fault.get("stage") in (None, self.stage) and metrics.get("epoch") == fault.get(
                 "after_epochs", 1
             )
-            if due and _claim(self.study_dir, index, int(fault.get("times", 1))):
+            if due and _claim(self.store, index, int(fault.get("times", 1))):
                 if fault.get("action") == "exit":
                     os._exit(17)  # as if the machine went away: no cleanup, no report
                 raise InjectedFault(f"injected fault #{index} ({fault}) in stage {self.stage}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from w2s_ray.cache import atomic_write_bytes
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
 from w2s_ray.study.heartbeat import Heartbeat
@@ -44,7 +45,7 @@ class StageProgress:
 
 @dataclass
 class StudyOutcome:
-    study_dir: Path
+    study_dir: Path | str  # a local directory, or the URI of a remote one
     results: pl.DataFrame
     pgr: pl.DataFrame
     failures: dict[str, str]
@@ -88,37 +89,35 @@ def plan_record(
     }
 
 
-def check_study_dir(study_dir: Path, spec: StudySpec) -> None:
+def check_study_dir(store: StudyStore, spec: StudySpec) -> None:
     """A directory holding a different study is refused rather than silently mixed."""
-    existing = study_dir / "study.yaml"
-    if existing.exists() and existing.read_text() != spec.to_yaml():
+    existing = store.read_bytes("study.yaml")
+    if existing is not None and existing.decode(errors="replace") != spec.to_yaml():
         raise UserError(
-            f"'{study_dir}' already holds a different study (its study.yaml differs). Use "
-            "--study-dir to pick a new directory, or delete the old one"
+            f"'{store.location}' already holds a different study (its study.yaml differs). "
+            "Use --study-dir to pick a new directory, or delete the old one"
         )
 
 
 def run_study(
     spec: StudySpec,
-    study_dir: Path,
+    study_dir: str | Path,
     *,
     address: str | None = None,
     console: Console | None = None,
     num_cpus: int | None = None,
 ) -> StudyOutcome:
     console = console or Console()
-    # Tune runs each trial in a directory of its own: a relative path would send every
-    # job's files there instead of here.
-    study_dir = study_dir.expanduser().resolve()
+    # Tune runs each trial in a directory of its own: the store makes a relative path
+    # absolute, or every job's files would land there instead of here.
+    store = StudyStore(study_dir)
     study = resolve(spec)
-    check_study_dir(study_dir, spec)
+    check_study_dir(store, spec)
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.stages import run_stage
 
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
-    store = StudyStore(study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(study_dir / "study.yaml", spec.to_yaml().encode())
+    store.write_bytes("study.yaml", spec.to_yaml().encode())
     prepare(study, console)
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
@@ -156,28 +155,37 @@ def finish(
     study: Study, stages: dict[str, list[Job]], store: StudyStore, progress: StageProgress
 ) -> StudyOutcome:
     """Rebuild the tables and figures from the result files (also for a partial study)."""
-    from analysis.figures import write_figures
     from analysis.pgr import compute_pgr
 
     all_ids = [j.job_id for jobs in stages.values() for j in jobs]
     results = store.results_table(all_ids)
     pgr = compute_pgr(results)
-    _write_parquet(store.root / "results.parquet", results)
-    _write_parquet(store.root / "pgr.parquet", pgr)
+    _write_parquet(store, "results.parquet", results)
+    _write_parquet(store, "pgr.parquet", pgr)
     if len(pgr):
-        write_figures(results, pgr, store.root / "figures")
+        _write_figures(store, results, pgr)
     failures = {}
     for jobs in stages.values():
         for job in jobs:
             if not store.is_done(job.job_id):
                 error = store.read_error(job.job_id)
                 failures[job.title] = (error or "not run: an upstream job failed").splitlines()[0]
-    return StudyOutcome(store.root, results, pgr, failures)
+    where = store.root if store.is_local else store.location
+    return StudyOutcome(where, results, pgr, failures)
 
 
-def _write_parquet(path: Path, frame: pl.DataFrame) -> None:
-    import io
-
+def _write_parquet(store: StudyStore, rel: str, frame: pl.DataFrame) -> None:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    store.write_bytes(rel, buffer.getvalue())
+
+
+def _write_figures(store: StudyStore, results: pl.DataFrame, pgr: pl.DataFrame) -> None:
+    from analysis.figures import write_figures
+
+    if store.is_local:
+        write_figures(results, pgr, store.root / "figures")
+        return
+    with tempfile.TemporaryDirectory(prefix="w2s-figures-") as folder:
+        for path in write_figures(results, pgr, Path(folder)):
+            store.write_bytes(f"figures/{path.name}", path.read_bytes())

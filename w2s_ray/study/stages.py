@@ -12,13 +12,11 @@ import json
 import logging
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 
-from w2s_ray.cache import atomic_write_json
 from w2s_ray.errors import UserError
 from w2s_ray.study.distributed import run_job_on_workers
 from w2s_ray.study.execute import run_job
@@ -44,7 +42,7 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
     job = jobs[config["job_id"]]
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
-    store = StudyStore(Path(study_dir))
+    store = StudyStore(study_dir)
     if not store.is_done(job.job_id):
         store.mark_started(job.job_id)
         workers = worker_plan(job, study, ray.cluster_resources())
@@ -91,38 +89,37 @@ class ProgressCallback(tune.Callback):
 def _trainable(by_id: dict[str, Job], study: Study, store: StudyStore) -> Any:
     cluster = ray.cluster_resources()
     requests = {job_id: job_resources(job, study, cluster) for job_id, job in by_id.items()}
-    trainable = tune.with_parameters(_job_trial, jobs=by_id, study=study, study_dir=str(store.root))
+    trainable = tune.with_parameters(_job_trial, jobs=by_id, study=study, study_dir=store.location)
     return tune.with_resources(
         trainable, lambda config: tune.PlacementGroupFactory([requests[config["job_id"]]])
     )
 
 
-def _generations(tune_root: Path, stage: str) -> list[Path]:
-    """This stage's Tuner directories, oldest first."""
-    found = [p for p in tune_root.glob(f"{stage}*") if p.is_dir()]
-    named = {p.name: p for p in found}
+def _generations(store: StudyStore, stage: str) -> list[str]:
+    """Names of this stage's Tuners (`stage`, `stage-2`, ...), oldest first."""
+    found = set(store.subdirs("tune"))
     ordered = []
-    n = 1
-    while (name := stage if n == 1 else f"{stage}-{n}") in named:
-        ordered.append(named[name])
-        n += 1
+    while (name := stage if not ordered else f"{stage}-{len(ordered) + 1}") in found:
+        ordered.append(name)
     return ordered
 
 
-def _manifest(generation: Path) -> list[str]:
+def _manifest(store: StudyStore, generation: str) -> list[str]:
+    data = store.read_bytes(f"tune/{generation}.jobs.json")
     try:
-        return json.loads(generation.with_suffix(".jobs.json").read_text())
-    except (OSError, ValueError):
+        return json.loads(data) if data is not None else []
+    except ValueError:
         return []
 
 
-def _restore(generation: Path, trainable: Any) -> bool:
+def _restore(store: StudyStore, generation: str, trainable: Any) -> bool:
     """Finish a Tuner an interrupted driver left; False if there is nothing to restore."""
-    if not tune.Tuner.can_restore(generation):
+    path = store.uri("tune", generation)
+    if not tune.Tuner.can_restore(path):
         return False  # killed before Tune saved its first state: its jobs start afresh
     try:
         tuner = tune.Tuner.restore(
-            str(generation), trainable=trainable, resume_unfinished=True, resume_errored=True
+            path, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     except Exception as exc:  # a damaged experiment state must not sink the study
         log.warning("cannot restore %s (%s); running its jobs in a new Tuner", generation, exc)
@@ -145,7 +142,6 @@ def run_stage(
     todo = {j for j in todo if not store.is_done(j)}
     if not todo:
         return
-    tune_root = (store.root / "tune").resolve()
     every = {job.job_id: job for job in stage_jobs}  # a restored grid may hold finished jobs
     started: set[str] = set()
 
@@ -156,32 +152,30 @@ def run_stage(
 
     _listener = listen
     try:
-        generations = _generations(tune_root, stage)
+        generations = _generations(store, stage)
         for generation in generations:
-            grid = set(_manifest(generation))
+            grid = set(_manifest(store, generation))
             if grid & todo and grid <= every.keys():
-                _restore(generation, _trainable({j: every[j] for j in grid}, study, store))
+                _restore(store, generation, _trainable({j: every[j] for j in grid}, study, store))
         # Jobs no restored Tuner ran: new ones, and those that failed before for a reason
         # (missing access, a bad file) that rerunning the study is meant to retry.
         rest = sorted(j for j in todo if j not in started and not store.is_done(j))
         if rest:
             name = stage if not generations else f"{stage}-{len(generations) + 1}"
-            _fit_new(tune_root, name, {j: every[j] for j in rest}, study, store)
+            _fit_new(name, {j: every[j] for j in rest}, study, store)
     finally:
         _listener = None
 
 
-def _fit_new(
-    tune_root: Path, name: str, by_id: dict[str, Job], study: Study, store: StudyStore
-) -> None:
-    atomic_write_json((tune_root / name).with_suffix(".jobs.json"), sorted(by_id))
+def _fit_new(name: str, by_id: dict[str, Job], study: Study, store: StudyStore) -> None:
+    store.write_json(f"tune/{name}.jobs.json", sorted(by_id))
     tuner = tune.Tuner(
         _trainable(by_id, study, store),
         param_space={"job_id": tune.grid_search(sorted(by_id))},
         tune_config=tune.TuneConfig(reuse_actors=False),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(tune_root),
+            storage_path=store.uri("tune"),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             callbacks=[ProgressCallback()],
             verbose=0,

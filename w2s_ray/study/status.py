@@ -54,11 +54,10 @@ def _job_state(store: StudyStore, job_id: str, driver_alive: bool) -> tuple[str,
     """(state, interrupted) of one job, from its files."""
     if store.is_done(job_id):
         return "done", False
-    job_dir = store.job_dir(job_id)
-    started = store.read_json(job_dir / "started.json")
-    error = job_dir / "error.txt"
-    errored_after_start = error.exists() and (
-        started is None or error.stat().st_mtime >= float(started["started_at"])
+    started = store.read_json(store.job_file(job_id, "started.json"))
+    errored_at = store.mtime(store.job_file(job_id, "error.txt"))
+    errored_after_start = errored_at is not None and (
+        started is None or errored_at >= float(started["started_at"])
     )
     if errored_after_start:  # a retry writes a newer started.json, and is running again
         return "failed", False
@@ -76,11 +75,11 @@ def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
     return max(1, min(fits)) if fits else 1
 
 
-def read_status(study_dir: Path, now: float | None = None) -> StudyStatus:
+def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
     store = StudyStore(study_dir)
     plan = store.read_plan()
     if plan is None:
-        if (study_dir / "study.yaml").exists():
+        if store.exists("study.yaml"):
             raise UserError(
                 f"'{study_dir}' has a study.yaml but no plan.json yet: its driver stopped "
                 f"before planning — run `w2s-ray resume {study_dir}`"
@@ -113,7 +112,7 @@ def read_status(study_dir: Path, now: float | None = None) -> StudyStatus:
         status.slots = _slots(jobs[0].get("resources", {}), cluster) if cluster else 1
         stages.append(status)
     return StudyStatus(
-        name=str(plan.get("study", study_dir.name)),
+        name=str(plan.get("study", "?")),
         running=alive,
         driver=driver,
         elapsed_seconds=elapsed_seconds(driver, now or time.time()),

@@ -6,6 +6,7 @@ Results are plain files a person can read; `results.parquet` is always rebuilt f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.fs as pafs
 
-from w2s_ray.cache import atomic_write_bytes, atomic_write_json
+from w2s_ray.cache import atomic_write_bytes
 
 RESULT_COLUMNS: dict[str, Any] = {
     "job_id": pl.String,
@@ -37,33 +39,138 @@ RESULT_COLUMNS: dict[str, Any] = {
 EVALUATED_STAGES = ("ground_truth", "label", "student")
 
 
+def is_uri(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def resolve_location(location: str | Path) -> str:
+    """A URI as given; a local path made absolute (Tune runs trials in other directories)."""
+    if is_uri(location):
+        return str(location).rstrip("/")
+    return str(Path(location).expanduser().resolve())
+
+
 class StudyStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    """Files of one study, on a local disk or any pyarrow filesystem (`s3://`, `gs://`).
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.root / "jobs" / job_id
+    Locally each write goes to a temp file and is renamed into place; on an object store an
+    object appears whole when its upload completes. Either way a reader never sees half a
+    file, and every reader treats an unreadable file as missing.
+    """
 
-    def result_path(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "result.json"
+    def __init__(self, location: str | Path, filesystem: pafs.FileSystem | None = None) -> None:
+        self.location = resolve_location(location)
+        if filesystem is not None:  # a filesystem built by the caller (credentials, tests)
+            self.fs, self.base = filesystem, self.location.split("://", 1)[-1]
+        elif is_uri(self.location):
+            self.fs, self.base = pafs.FileSystem.from_uri(self.location)
+        else:
+            self.fs, self.base = pafs.LocalFileSystem(), self.location
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
 
+    # ---- paths -------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        """The local directory (only for a local study)."""
+        if not self.is_local:
+            raise ValueError(f"{self.location} is not on this machine's disk")
+        return Path(self.base)
+
+    def uri(self, *parts: str) -> str:
+        """Where Ray (Tune, Train) should keep its own files for `parts`."""
+        return "/".join([self.location, *parts])
+
+    def _path(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    @staticmethod
+    def job_file(job_id: str, name: str) -> str:
+        return f"jobs/{job_id}/{name}"
+
+    # ---- bytes -------------------------------------------------------------------------
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self._path(rel)) as stream:
+                return stream.read()
+        except (OSError, FileNotFoundError):
+            return None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        if self.is_local:
+            atomic_write_bytes(Path(self._path(rel)), data)
+            return
+        parent = self._path(rel).rsplit("/", 1)[0]
+        with contextlib.suppress(OSError):  # object stores need no folders; others do
+            self.fs.create_dir(parent, recursive=True)
+        with self.fs.open_output_stream(self._path(rel)) as stream:
+            stream.write(data)
+
+    def append_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, (self.read_bytes(rel) or b"") + text.encode())
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self._path(rel)).type != pafs.FileType.NotFound
+
+    def mtime(self, rel: str) -> float | None:
+        info = self.fs.get_file_info(self._path(rel))
+        if info.type == pafs.FileType.NotFound or info.mtime is None:
+            return None
+        return info.mtime.timestamp()
+
+    def delete(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.delete_file(self._path(rel))
+
+    def subdirs(self, rel: str) -> list[str]:
+        selector = pafs.FileSelector(self._path(rel), allow_not_found=True)
+        infos = self.fs.get_file_info(selector)
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+    def claim(self, rel: str) -> bool:
+        """Create `rel` if it does not exist; True for the one caller that created it."""
+        if self.is_local:
+            path = Path(self._path(rel))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return False
+            return True
+        if self.exists(rel):  # object stores have no exclusive create; close enough here
+            return False
+        self.write_bytes(rel, b"")
+        return True
+
+    # ---- json --------------------------------------------------------------------------
+    def read_json(self, rel: str) -> dict[str, Any] | None:
+        data = self.read_bytes(rel)
+        try:
+            value = json.loads(data) if data is not None else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def write_json(self, rel: str, payload: Any) -> None:
+        self.write_bytes(rel, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+    # ---- jobs --------------------------------------------------------------------------
     def read_result(self, job_id: str) -> dict[str, Any] | None:
         """A finished job's result, or None; an unreadable file counts as not finished."""
-        result = self.read_json(self.result_path(job_id))
+        result = self.read_json(self.job_file(job_id, "result.json"))
         return result if result is not None and result.get("job_id") == job_id else None
 
     def is_done(self, job_id: str) -> bool:
         return self.read_result(job_id) is not None
 
     def write_result(self, job_id: str, result: dict[str, Any]) -> None:
-        atomic_write_json(self.result_path(job_id), {"job_id": job_id, **result})
-        (self.job_dir(job_id) / "error.txt").unlink(missing_ok=True)  # an earlier try's
+        self.write_json(self.job_file(job_id, "result.json"), {"job_id": job_id, **result})
+        self.delete(self.job_file(job_id, "error.txt"))  # an earlier try's
 
     def mark_started(self, job_id: str) -> None:
         """Who runs the job since when: `status` tells running, interrupted and retried jobs."""
-        previous = self.read_json(self.job_dir(job_id) / "started.json") or {}
-        atomic_write_json(
-            self.job_dir(job_id) / "started.json",
+        previous = self.read_json(self.job_file(job_id, "started.json")) or {}
+        self.write_json(
+            self.job_file(job_id, "started.json"),
             {
                 "started_at": time.time(),
                 "host": socket.gethostname(),
@@ -72,32 +179,26 @@ class StudyStore:
             },
         )
 
-    def read_json(self, path: Path) -> dict[str, Any] | None:
-        try:
-            value = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return value if isinstance(value, dict) else None
-
-    def write_plan(self, plan: dict[str, Any]) -> None:
-        """Every job with its stage, title and resources, so `status` needs no registry."""
-        atomic_write_json(self.root / "plan.json", plan)
-
-    def read_plan(self) -> dict[str, Any] | None:
-        return self.read_json(self.root / "plan.json")
-
-    def write_driver(self, driver: dict[str, Any]) -> None:
-        atomic_write_json(self.root / "driver.json", driver)
-
-    def read_driver(self) -> dict[str, Any] | None:
-        return self.read_json(self.root / "driver.json")
-
     def write_error(self, job_id: str, message: str) -> None:
-        atomic_write_bytes(self.job_dir(job_id) / "error.txt", message.encode())
+        self.write_bytes(self.job_file(job_id, "error.txt"), message.encode())
 
     def read_error(self, job_id: str) -> str | None:
-        path = self.job_dir(job_id) / "error.txt"
-        return path.read_text() if path.exists() else None
+        data = self.read_bytes(self.job_file(job_id, "error.txt"))
+        return data.decode(errors="replace") if data is not None else None
+
+    # ---- study -------------------------------------------------------------------------
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        """Every job with its stage, title and resources, so `status` needs no registry."""
+        self.write_json("plan.json", plan)
+
+    def read_plan(self) -> dict[str, Any] | None:
+        return self.read_json("plan.json")
+
+    def write_driver(self, driver: dict[str, Any]) -> None:
+        self.write_json("driver.json", driver)
+
+    def read_driver(self) -> dict[str, Any] | None:
+        return self.read_json("driver.json")
 
     def results_table(self, job_ids: list[str]) -> pl.DataFrame:
         """One row per finished, evaluated job of the plan, in the contract's columns."""

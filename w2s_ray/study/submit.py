@@ -11,6 +11,8 @@ from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
 from w2s_ray.study.ray_session import send_cluster_token
 
+AGENT_WAIT_S = 60.0
+
 
 def default_study_dir(spec: StudySpec) -> str:
     return f"~/w2s-ray/runs/{spec.name}"
@@ -36,9 +38,18 @@ def submit_study(spec: StudySpec, address: str, study_dir: str) -> str:
     submission_id = f"w2s-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tempfile.TemporaryDirectory(prefix="w2s-submit-") as folder:
         (Path(folder) / "study.yaml").write_text(spec.to_yaml())
-        return client.submit_job(
-            entrypoint=entrypoint,
-            submission_id=submission_id,
-            runtime_env={"working_dir": folder},
-            metadata={"w2s_study": spec.name, "w2s_study_dir": study_dir},
-        )
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                return client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=submission_id,
+                    runtime_env={"working_dir": folder},
+                    metadata={"w2s_study": spec.name, "w2s_study_dir": study_dir},
+                )
+            except RuntimeError as exc:
+                # a head that has just started has no job agent for a few seconds
+                if "No available agent" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(2)
+                    continue
+                raise UserError(f"the cluster at '{address}' refused the job: {exc}") from None

@@ -50,7 +50,7 @@ def _files(store: StudyStore) -> None:
     store.write_error("student-3", "FloatingPointError: loss became nan\n\nmore")
     store.write_error("student-4", "RuntimeError: crashed")
     past = time.time() - 30
-    os.utime(store.job_dir("student-4") / "error.txt", (past, past))
+    os.utime(store.root / "jobs" / "student-4" / "error.txt", (past, past))
     store.mark_started("student-4")  # retried after its error: running again
 
 

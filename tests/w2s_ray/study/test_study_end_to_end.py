@@ -130,3 +130,17 @@ def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest
     error_files = list((tmp_path / "nan" / "jobs").glob("ground_truth-*/error.txt"))
     assert len(error_files) == 2
     assert all("Traceback" not in f.read_text() for f in error_files)
+
+
+def test_a_study_directory_given_as_a_uri(ray_session, tiny_models, toy_dataset, tmp_path):
+    # file:// goes through the same pyarrow-URI path as s3:// and gs:// (Tune included)
+    data = _spec(tiny_models, toy_dataset, "probe", "tiny-uri")
+    data.update(seeds=[0], methods=["xent"])
+    uri = f"file://{tmp_path}/by-uri"
+    outcome = run_study(parse_spec(data), uri, console=_quiet())
+    assert outcome.failures == {} and outcome.study_dir == tmp_path / "by-uri"  # it is local
+    assert (tmp_path / "by-uri" / "results.parquet").exists()
+    assert (tmp_path / "by-uri" / "tune" / "student").is_dir()
+    from w2s_ray.study.status import read_status
+
+    assert [s.counts["done"] for s in read_status(uri).stages] == [2, 2, 1, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,12 @@ import yaml
 pytestmark = pytest.mark.slow
 
 GCS_PORT, DASHBOARD_PORT = "6391", "8299"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -33,6 +40,8 @@ def ray_head():
         *ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={GCS_PORT}",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}", "--num-cpus=2",
         f"--temp-dir={temp_dir}",  # short: Ray's socket paths must fit in 107 bytes
+        # the tests' own Ray holds the default agent port; a second agent there never starts
+        f"--dashboard-agent-listen-port={_free_port()}",
     ]  # fmt: skip
     started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr
