@@ -166,3 +166,9 @@ def test_relative_local_paths_mean_the_directory_the_study_starts_from(tmp_path,
     monkeypatch.chdir(tmp_path)
     spec = parse_spec({**GOOD, "datasets": [{"name": "mine", "path": "data/mine.jsonl"}]})
     assert spec.datasets[0].path == str(tmp_path / "data" / "mine.jsonl")
+
+
+def test_worker_count_does_not_change_job_ids_and_fsdp_is_refused_up_front():
+    assert _job_ids({**GOOD, "train": {"workers": 2}}) == _job_ids(GOOD)
+    assert "train.strategy" in _bad(train={"strategy": "fsdp"})
+    assert "train.strategy" in _bad(train={"strategy": "zero3"})

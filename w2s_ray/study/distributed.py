@@ -39,7 +39,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
 
 
 def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPlan) -> None:
-    """Run one fine-tune on `plan.workers` Ray Train workers (DDP, or FSDP if asked)."""
+    """Run one fine-tune on `plan.workers` Ray Train workers with DDP."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

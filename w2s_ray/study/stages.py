@@ -21,7 +21,7 @@ from w2s_ray.errors import UserError
 from w2s_ray.study.distributed import run_job_on_workers
 from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import Job, Study
-from w2s_ray.study.resources import job_resources, worker_plan
+from w2s_ray.study.resources import WorkerPlan, job_resources, worker_plan
 from w2s_ray.study.store import StudyStore
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,13 @@ Listener = Callable[[str, str], None]
 _listener: Listener | None = None  # the driver's progress display, while a stage runs
 
 
-def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study_dir: str) -> None:
+def _job_trial(
+    config: dict[str, Any],
+    jobs: dict[str, Job],
+    workers: dict[str, WorkerPlan | None],
+    study: Study,
+    study_dir: str,
+) -> None:
     """Run one job inside a Tune trial, with torch using exactly the CPUs Ray assigned."""
     import torch
 
@@ -45,12 +51,12 @@ def _job_trial(config: dict[str, Any], jobs: dict[str, Job], study: Study, study
     store = StudyStore(study_dir)
     if not store.is_done(job.job_id):
         store.mark_started(job.job_id)
-        workers = worker_plan(job, study, ray.cluster_resources())
+        plan = workers[job.job_id]  # decided by the driver, with the trial's resources
         try:
-            if workers is None:
+            if plan is None:
                 run_job(job, study, store)
             else:
-                run_job_on_workers(job, study, store, workers)
+                run_job_on_workers(job, study, store, plan)
         except DETERMINISTIC_ERRORS as exc:
             # Running it again would fail the same way: record it and end the trial.
             store.write_error(job.job_id, f"{type(exc).__name__}: {exc}")
@@ -89,7 +95,10 @@ class ProgressCallback(tune.Callback):
 def _trainable(by_id: dict[str, Job], study: Study, store: StudyStore) -> Any:
     cluster = ray.cluster_resources()
     requests = {job_id: job_resources(job, study, cluster) for job_id, job in by_id.items()}
-    trainable = tune.with_parameters(_job_trial, jobs=by_id, study=study, study_dir=store.location)
+    plans = {job_id: worker_plan(job, study, cluster) for job_id, job in by_id.items()}
+    trainable = tune.with_parameters(
+        _job_trial, jobs=by_id, workers=plans, study=study, study_dir=store.location
+    )
     return tune.with_resources(
         trainable, lambda config: tune.PlacementGroupFactory([requests[config["job_id"]]])
     )
