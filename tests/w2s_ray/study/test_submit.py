@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def ray_head():
+    """A head of its own, stopped by killing its process group: `ray stop` would also stop
+    every other Ray on the machine, the tests' own among them (and with it pytest)."""
     temp_dir = tempfile.mkdtemp(prefix="w2s-ray-", dir="/tmp")
     bin_dir = str(Path(sys.executable).parent)
     env = {
@@ -35,19 +41,42 @@ def ray_head():
         "PATH": f"{bin_dir}:{os.environ['PATH']}",  # jobs run `w2s-ray` from this venv
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep it on loopback
     }
-    ray = [str(Path(bin_dir) / "ray")]
     start = [
-        *ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={GCS_PORT}",
+        str(Path(bin_dir) / "ray"), "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1", f"--port={GCS_PORT}",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}", "--num-cpus=2",
         f"--temp-dir={temp_dir}",  # short: Ray's socket paths must fit in 107 bytes
         # the tests' own Ray holds the default agent port; a second agent there never starts
         f"--dashboard-agent-listen-port={_free_port()}",
     ]  # fmt: skip
-    started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield env
-    subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    head = subprocess.Popen(
+        start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(f"http://127.0.0.1:{DASHBOARD_PORT}/api/version"):
+            assert head.poll() is None, "ray start --head exited"
+            assert time.monotonic() < deadline, "the head's dashboard never answered"
+            time.sleep(1)
+        yield env
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, sig)
+            time.sleep(3)
+        head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:  # 401 without a token: up, and asking for one
+        return True
+    except OSError:
+        return False
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
