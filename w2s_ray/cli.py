@@ -135,7 +135,14 @@ def resume(
             f"'{study_dir}' holds no study.yaml, so there is nothing to resume — start it with "
             "`w2s-ray run STUDY.yaml --study-dir DIR`"
         )
-    spec = parse_spec(yaml.safe_load(text), f"{study_dir}/study.yaml")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(
+            f"'{study_dir}/study.yaml' is damaged (not valid YAML) — restore it, or start the "
+            "study again from its study file with `w2s-ray run STUDY.yaml --study-dir DIR`"
+        ) from None
+    spec = parse_spec(data, f"{study_dir}/study.yaml")
     _check_names(spec, f"{study_dir}/study.yaml")
     _run_and_report(spec, study_dir, address, num_cpus)
 

@@ -93,3 +93,12 @@ def test_plan_prints_jobs_requests_and_device_hours_without_running(tmp_path):
     total = rows["total/"].split("│")
     assert int(total[4]) == 4 and float(total[7]) > 0
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_without_a_study_or_with_a_damaged_one_exits_2(tmp_path):
+    proc = _w2s_ray("resume", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "nothing to resume" in proc.stderr
+    (tmp_path / "study.yaml").write_text("name: [unclosed\n")
+    proc = _w2s_ray("resume", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "is damaged" in proc.stderr
+    assert "Traceback" not in proc.stderr
