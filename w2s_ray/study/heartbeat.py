@@ -79,6 +79,27 @@ def is_alive(driver: dict[str, Any] | None, now: float | None = None) -> bool:
     return (now or time.time()) - float(driver.get("heartbeat_at", 0)) < STALE_SECONDS
 
 
+def other_driver(driver: dict[str, Any] | None, now: float | None = None) -> bool:
+    """Whether another live driver runs this study (two would run every job twice).
+
+    On this machine the pid settles it at once, so a resume right after a crash is not
+    kept waiting for the heartbeat to go stale; elsewhere the heartbeat decides.
+    """
+    if not is_alive(driver, now):
+        return False
+    assert driver is not None
+    if driver.get("host") == socket.gethostname():
+        if int(driver.get("pid", -1)) == os.getpid():
+            return False
+        try:
+            os.kill(int(driver["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
 def elapsed_seconds(driver: dict[str, Any] | None, now: float | None = None) -> float:
     """Time the study has been running, over all its drivers (not the gaps between them)."""
     if not driver:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
-from w2s_ray.study.heartbeat import Heartbeat
+from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
 from w2s_ray.study.store import StudyStore
 
@@ -99,6 +99,17 @@ def check_study_dir(store: StudyStore, spec: StudySpec) -> None:
         )
 
 
+def check_not_running(store: StudyStore) -> None:
+    driver = store.read_driver()
+    if other_driver(driver):
+        assert driver is not None
+        raise UserError(
+            f"'{store.location}' is being run right now by another driver (pid "
+            f"{driver.get('pid')} on {driver.get('host')}) — follow it with `w2s-ray status "
+            f"{store.location}`, or stop that driver before resuming"
+        )
+
+
 def run_study(
     spec: StudySpec,
     study_dir: str | Path,
@@ -113,6 +124,7 @@ def run_study(
     store = StudyStore(study_dir)
     study = resolve(spec)
     check_study_dir(store, spec)
+    check_not_running(store)
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.stages import run_stage
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,3 +104,27 @@ def test_status_cli_prints_counts_and_errors(tmp_path, capsys):
     assert "its last run finished" in out
     assert "student 3: FloatingPointError: loss became nan" in out
     assert json.loads((tmp_path / "plan.json").read_text())["study"] == "demo"
+
+
+def test_a_second_driver_is_refused_while_the_first_lives(tmp_path):
+    from w2s_ray.study.runner import check_not_running
+
+    store = _plan(tmp_path)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _driver(store, heartbeat_age=1)
+        driver = store.read_driver()
+        store.write_driver({**driver, "pid": alive.pid, "host": socket.gethostname()})
+        with pytest.raises(UserError, match="being run right now"):
+            check_not_running(store)
+        store.write_driver({**driver, "pid": alive.pid, "host": "another-node"})
+        with pytest.raises(UserError, match="another-node"):
+            check_not_running(store)
+    finally:
+        alive.kill()
+        alive.wait()
+    # killed a moment ago: on this machine the dead pid means a resume may start at once
+    store.write_driver({**driver, "pid": alive.pid, "host": socket.gethostname()})
+    check_not_running(store)
+    _driver(store, heartbeat_age=600)  # a stale heartbeat from another node
+    check_not_running(store)
