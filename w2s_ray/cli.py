@@ -59,6 +59,13 @@ def pgr_table(summary: object) -> Table:
     return table
 
 
+# Shared by `run` and `resume`: where the study's Ray comes from.
+AddressOption = Annotated[
+    str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
+]
+NumCpusOption = Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all)")]
+
+
 @app.command()
 def run(
     study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
@@ -66,12 +73,8 @@ def run(
         str | None,
         typer.Option(help="where results go: a directory or s3:// / gs:// URI (default runs/NAME)"),
     ] = None,
-    address: Annotated[
-        str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
-    ] = None,
-    num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs for a local Ray (default: all)")
-    ] = None,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
 ) -> None:
     """Run a study (skipping jobs already finished) and print its PGR table."""
     spec = _checked_spec(study)
@@ -118,12 +121,8 @@ def resume(
     study_dir: Annotated[
         str, typer.Argument(help="a study directory or URI, e.g. runs/quickstart")
     ],
-    address: Annotated[
-        str | None, typer.Option(help="attach to a Ray cluster, e.g. ray://HEAD:10001 or auto")
-    ] = None,
-    num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs for a local Ray (default: all)")
-    ] = None,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
 ) -> None:
     """Finish an interrupted study: finished jobs are kept, fine-tunes resume from checkpoints."""
     from w2s_ray.spec import parse_spec
