@@ -50,9 +50,11 @@ class StudyStatus:
         return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
 
 
-def _job_state(store: StudyStore, job_id: str, driver_alive: bool) -> tuple[str, bool]:
-    """(state, interrupted) of one job, from its files."""
-    if store.is_done(job_id):
+def _job_state(
+    store: StudyStore, job_id: str, result: dict[str, object] | None, driver_alive: bool
+) -> tuple[str, bool]:
+    """(state, interrupted) of one job, from its files (`result`: its result, read once)."""
+    if result is not None:
         return "done", False
     started = store.read_json(store.job_file(job_id, "started.json"))
     errored_at = store.mtime(store.job_file(job_id, "error.txt"))
@@ -98,13 +100,12 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
         status = StageStatus(stage)
         seconds = []
         for job in jobs:
-            state, interrupted = _job_state(store, job["job_id"], alive)
+            result = store.read_result(job["job_id"])
+            state, interrupted = _job_state(store, job["job_id"], result, alive)
             status.counts[state] += 1
             status.interrupted += interrupted
-            if state == "done":
-                result = store.read_result(job["job_id"]) or {}
-                if isinstance(result.get("wall_seconds"), (int, float)):
-                    seconds.append(float(result["wall_seconds"]))
+            if result is not None and isinstance(result.get("wall_seconds"), (int, float)):
+                seconds.append(float(result["wall_seconds"]))
             elif state == "failed":
                 error = (store.read_error(job["job_id"]) or "").strip().splitlines()
                 status.errors.append((job["title"], error[0] if error else "unknown error"))
