@@ -168,7 +168,7 @@ def test_relative_local_paths_mean_the_directory_the_study_starts_from(tmp_path,
     assert spec.datasets[0].path == str(tmp_path / "data" / "mine.jsonl")
 
 
-def test_worker_count_does_not_change_job_ids_and_fsdp_is_refused_up_front():
-    assert _job_ids({**GOOD, "train": {"workers": 2}}) == _job_ids(GOOD)
-    assert "train.strategy" in _bad(train={"strategy": "fsdp"})
+def test_workers_and_strategy_do_not_change_job_ids_and_unknown_strategies_are_refused():
+    ddp = _job_ids({**GOOD, "train": {"workers": 2}})
+    assert ddp == _job_ids(GOOD) == _job_ids({**GOOD, "train": {"workers": 2, "strategy": "fsdp"}})
     assert "train.strategy" in _bad(train={"strategy": "zero3"})

@@ -13,6 +13,7 @@ from w2s_ray.study.execute import Parallel, run_job
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.resources import WorkerPlan
 from w2s_ray.study.store import StudyStore
+from w2s_ray.train.state import ShardedState, shard_model
 
 WORKER_FAILURES = 2  # a lost worker restarts the group this often before the trial fails
 
@@ -25,21 +26,27 @@ def _worker_loop(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     cpus = config["cpus_per_worker"]
     torch.set_num_threads(max(1, int(cpus)))
-    strategy = config["strategy"]
+    rank, world = context.get_world_rank(), context.get_world_size()
+    if config["strategy"] == "fsdp":
+        # Ray's own FSDP wrapper is GPU-only; FSDP2 runs on gloo too, so CPU tests cover it
+        device = ray.train.torch.get_device()
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        parallel = Parallel(rank, world, lambda m: shard_model(m, device), ShardedState())
+    else:
 
-    def wrap(model: torch.nn.Module) -> torch.nn.Module:
-        # encoders carry weights the classifier never uses (BERT's pooler): DDP must know
-        options = {"find_unused_parameters": True} if strategy == "ddp" else {}
-        return ray.train.torch.prepare_model(
-            model, parallel_strategy=strategy, parallel_strategy_kwargs=options
-        )
+        def ddp(model: torch.nn.Module) -> torch.nn.Module:
+            # encoders carry weights the classifier never uses (BERT's pooler): DDP must know
+            return ray.train.torch.prepare_model(
+                model, parallel_strategy_kwargs={"find_unused_parameters": True}
+            )
 
-    parallel = Parallel(context.get_world_rank(), context.get_world_size(), wrap)
+        parallel = Parallel(rank, world, ddp)
     run_job(config["job"], config["study"], StudyStore(config["study_dir"]), parallel)
 
 
 def run_job_on_workers(job: Job, study: Study, store: StudyStore, plan: WorkerPlan) -> None:
-    """Run one fine-tune on `plan.workers` Ray Train workers with DDP."""
+    """Run one fine-tune on `plan.workers` Ray Train workers, with DDP or FSDP."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

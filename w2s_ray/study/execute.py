@@ -9,7 +9,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
 from w2s_ray.train.metrics import accuracy, agreement, auroc
 from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
+from w2s_ray.train.state import StateAccess, WholeState, unwrapped
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,14 @@ class Parallel:
     """This process's place in a multi-worker fine-tune; rank 0 of 1 when it trains alone.
 
     `wrap` turns the model into its distributed form (DDP/FSDP, moved to this worker's
-    device); the caller sets up the process group. Only rank 0 writes files.
+    device) and `state` reads its weights back; the caller sets up the process group.
+    Only rank 0 writes files.
     """
 
     rank: int = 0
     world: int = 1
     wrap: Callable[[nn.Module], nn.Module] | None = None
+    state: StateAccess = field(default_factory=WholeState)
 
 
 ALONE = Parallel()
@@ -161,12 +164,14 @@ def _train_and_evaluate(
     checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
     reporter = FaultReporter(store, job.stage)
     shard = (parallel.rank, parallel.world)
-    fit(model, train_inputs, targets, cfg, checkpointer, reporter, shard=shard)
+    access = parallel.state
+    fit(model, train_inputs, targets, cfg, checkpointer, reporter, shard=shard, state_access=access)
+    if parallel.rank != 0 and not access.collective:
+        return None
+    weights = access.model_state(model)  # under FSDP every rank joins this gather
     if parallel.rank != 0:
         return None
-    core = getattr(model, "module", model)
-    weights = store.job_file(job.job_id, "model.safetensors")
-    artifacts.save_weights(store, weights, core.state_dict())
+    artifacts.save_weights(store, store.job_file(job.job_id, "model.safetensors"), weights)
     checkpointer.clear()
     if checkpointer.resumed_from_step is not None:
         log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
@@ -174,7 +179,11 @@ def _train_and_evaluate(
             store.job_file(job.job_id, "resumes.txt"),
             f"resumed from step {checkpointer.resumed_from_step}\n",
         )
-    return predict_probs(core, _inputs(study, job, job.model, test))
+    test_inputs = _inputs(study, job, job.model, test)
+    if access.collective:  # a sharded model's forward needs every rank: predict with a whole copy
+        model = _classifier(study, job.model, test_inputs)
+        model.load_state_dict(weights)
+    return predict_probs(unwrapped(model), test_inputs)
 
 
 def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:

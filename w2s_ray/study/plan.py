@@ -102,13 +102,6 @@ def resolve(spec: StudySpec) -> Study:
     for i, method in enumerate(spec.methods):
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)
-    if spec.train.strategy == "fsdp":
-        # FSDP's state dicts are collective and sharded; checkpoints and resume are written
-        # for whole-model state, so FSDP stays off until they handle it.
-        raise UserError(
-            "key 'train.strategy': fsdp is not supported yet (checkpoints and resume need "
-            "sharded state dicts) — use ddp, which splits the batch over the workers"
-        )
     return Study(spec, cards, _pairs(spec, cards))
 
 

@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from w2s_ray.errors import UserError
+from w2s_ray.train.collective import all_rows, local_rows, no_rows
 from w2s_ray.train.inputs import Inputs
 from w2s_ray.train.losses import build_loss
+from w2s_ray.train.state import StateAccess, WholeState
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ def fit(
     *,
     checkpoint_seconds: float = 120.0,
     shard: tuple[int, int] = (0, 1),
+    state_access: StateAccess | None = None,
 ) -> nn.Module:
     """Train `model` on `targets` ([N, 2] probabilities); resumes from the last checkpoint.
 
@@ -114,13 +117,15 @@ def fit(
     at each epoch's end and every `checkpoint_seconds` within one, so a killed job redoes at
     most that much. `shard=(rank, world)` trains on every world-th row of each global batch:
     with DDP averaging gradients, the world's step equals the single-process step.
+    `state_access` reads and restores sharded (FSDP) state; whole state by default.
     """
     if cfg.lr <= 0 or cfg.epochs <= 0 or cfg.batch_size <= 0:
         raise UserError(f"train: lr, epochs and batch_size must be positive (got {cfg})")
     checkpointer = checkpointer or NullCheckpointer()
     reporter = reporter or NullReporter()
     rank, world = shard
-    core = getattr(model, "module", model)  # DDP wraps the model; its state is the core's
+    access = state_access or WholeState()
+    gather = all_rows if world > 1 else local_rows
     device = next(model.parameters()).device
     loss_fn = build_loss(cfg.loss, cfg.loss_options)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -131,18 +136,21 @@ def fit(
     epoch, step, epoch_loss = 0, 0, 0.0
     state = checkpointer.load()
     if state is not None:
-        core.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        access.load(model, optimizer, state["model"], state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step, epoch_loss = state["epoch"], state["step"], state["epoch_loss"]
         _set_rng_state(state["rng"])
 
     def save() -> None:
+        if rank != 0 and not access.collective:
+            return
+        model_state = access.model_state(model)  # a gather every rank joins under FSDP
+        optimizer_state = access.optimizer_state(model, optimizer)
         if rank == 0:
             checkpointer.save(
                 {
-                    "model": core.state_dict(),
-                    "optimizer": optimizer.state_dict(),
+                    "model": model_state,
+                    "optimizer": optimizer_state,
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
                     "step": step,  # also the position within `epoch`
@@ -163,7 +171,8 @@ def fit(
             batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(**batch)
-            loss = loss_fn(logits.float(), targets[idx].to(device), step / max(1, total))
+            rows = gather if weight > 0 else no_rows(gather)
+            loss = loss_fn(logits.float(), targets[idx].to(device), step / max(1, total), rows)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning "
@@ -176,7 +185,8 @@ def fit(
             scheduler.step()
             step += 1
             epoch_loss += loss.item() * len(idx) * (weight > 0)
-            if time.monotonic() - last_save >= checkpoint_seconds and step < total:
+            due = time.monotonic() - last_save >= checkpoint_seconds and step < total
+            if access.any_rank(due):  # sharded state is saved by all ranks or none
                 save()
                 last_save = time.monotonic()
         metrics = {"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)}

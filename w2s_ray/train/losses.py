@@ -1,7 +1,8 @@
 """Loss registry for training on (soft) labels: xent, logconf (the paper's), product.
 
 Every loss takes logits [B, 2], target probabilities [B, 2] and the training progress in
-[0, 1] (fraction of steps done), which schedules the auxiliary weights.
+[0, 1] (fraction of steps done), which schedules the auxiliary weights. `gather` brings in
+the other data-parallel ranks' rows for losses that use whole-batch statistics.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import torch.nn.functional as F
 
 from w2s_ray.errors import UserError
 from w2s_ray.registry import Registry
+from w2s_ray.train.collective import Gather, local_rows
 
 
 class Loss(Protocol):
     def __call__(
-        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
     ) -> torch.Tensor: ...
 
 
@@ -36,15 +42,19 @@ def warmup_weight(progress: float, max_weight: float, warmup_frac: float) -> flo
     return max_weight * min(1.0, max(0.0, progress) / warmup_frac)
 
 
-def harden_to_balance(student_probs: torch.Tensor, weak_targets: torch.Tensor) -> torch.Tensor:
+def harden_to_balance(
+    student_probs: torch.Tensor, weak_targets: torch.Tensor, gather: Gather = local_rows
+) -> torch.Tensor:
     """One-hot student predictions thresholded so their class balance matches the weak labels'.
 
     The threshold is the quantile of the student's P(class 1) that leaves as many positives
-    in the batch as the weak labels have, so hardening cannot collapse onto one class.
+    in the batch as the weak labels have, so hardening cannot collapse onto one class. Both
+    are taken over the whole batch, all ranks' rows included.
     """
-    weak_positive_frac = (weak_targets[:, 1] > 0.5).float().mean()
     p1 = student_probs[:, 1]
-    threshold = torch.quantile(p1, (1.0 - weak_positive_frac).clamp(0.0, 1.0))
+    stats = gather(torch.stack([p1, (weak_targets[:, 1] > 0.5).to(p1.dtype)], dim=1))
+    weak_positive_frac = stats[:, 1].mean()
+    threshold = torch.quantile(stats[:, 0], (1.0 - weak_positive_frac).clamp(0.0, 1.0))
     hard = (p1 > threshold) if weak_positive_frac < 1 else torch.ones_like(p1, dtype=torch.bool)
     return F.one_hot(hard.long(), num_classes=2).to(student_probs.dtype)
 
@@ -54,7 +64,11 @@ class XentLoss:
     """Cross-entropy on the supervisor's soft labels (the paper's naive baseline)."""
 
     def __call__(
-        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
     ) -> torch.Tensor:
         return soft_cross_entropy(logits, targets)
 
@@ -71,10 +85,14 @@ class LogConfLoss:
     warmup_frac: float = 0.2
 
     def __call__(
-        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
     ) -> torch.Tensor:
         alpha = warmup_weight(progress, self.aux_max, self.warmup_frac)
-        hardened = harden_to_balance(torch.softmax(logits.detach().float(), -1), targets)
+        hardened = harden_to_balance(torch.softmax(logits.detach().float(), -1), targets, gather)
         return soft_cross_entropy(logits, (1 - alpha) * targets + alpha * hardened)
 
 
@@ -87,7 +105,11 @@ class ProductLoss:
     warmup_frac: float = 0.2
 
     def __call__(
-        self, logits: torch.Tensor, targets: torch.Tensor, progress: float
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
     ) -> torch.Tensor:
         beta = warmup_weight(progress, self.beta_max, self.warmup_frac)
         student = torch.softmax(logits.detach().float(), -1)

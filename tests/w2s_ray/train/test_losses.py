@@ -43,6 +43,23 @@ def test_hardening_matches_weak_class_balance():
     assert hard[:, 1].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
 
 
+def test_hardening_a_shard_uses_the_whole_batch_threshold():
+    """On data-parallel ranks each holds part of the batch; hardening must not depend on it."""
+    torch.manual_seed(3)
+    student = torch.softmax(torch.randn(12, 2), -1)
+    weak = torch.softmax(torch.randn(12, 2) * 2, -1)
+    whole = harden_to_balance(student, weak)
+    mine, theirs = slice(0, 5), slice(5, 12)
+
+    def gather(rows):  # what all_rows returns on rank 0 of 2
+        other = torch.stack([student[theirs, 1], (weak[theirs, 1] > 0.5).float()], 1)
+        return torch.cat([rows, other])
+
+    assert torch.equal(harden_to_balance(student[mine], weak[mine], gather), whole[mine])
+    # without the other rank's rows the threshold moves for this batch
+    assert not torch.equal(harden_to_balance(student[mine], weak[mine]), whole[mine])
+
+
 def test_hardening_all_negative_weak_batch_gives_all_negative():
     student_probs = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
     weak = torch.tensor([[0.9, 0.1], [0.8, 0.2]])

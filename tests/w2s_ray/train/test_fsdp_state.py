@@ -1,0 +1,80 @@
+"""FSDP over 2 gloo processes trains the single-process model, and its checkpoints resume
+under either layout: a preempted sharded job loses nothing, whatever runs it next."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).with_name("fsdp_ranks.py")
+
+
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+def _train(out: Path, world: int, stop_after_epoch: int | None = None) -> None:
+    out.mkdir(exist_ok=True)
+    args = [sys.executable, str(SCRIPT), str(out), str(world)]
+    if stop_after_epoch is not None:
+        args += ["--stop-after-epoch", str(stop_after_epoch)]
+    env = {**os.environ, "FSDP_TEST_PORT": _free_port(), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "weights.pt")
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> dict[str, torch.Tensor]:
+    out = tmp_path_factory.mktemp("single")
+    _train(out, 1)
+    return _weights(out)
+
+
+def test_two_fsdp_ranks_train_the_single_process_model(single, tmp_path):
+    _train(tmp_path, 2)
+    _assert_same(single, _weights(tmp_path))
+    # the checkpoint is whole and in the single-process layout
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["model"].keys() == single.keys()
+    assert state["model"]["head.weight"].shape == single["head.weight"].shape
+    assert all(isinstance(k, int) for k in state["optimizer"]["state"])
+
+
+def test_a_preempted_fsdp_job_resumes_under_fsdp(single, tmp_path):
+    _train(tmp_path, 2, stop_after_epoch=1)
+    assert not (tmp_path / "weights.pt").exists()
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    _train(tmp_path, 2)
+    _assert_same(single, _weights(tmp_path))
+
+
+def test_checkpoints_move_between_fsdp_and_one_process(single, tmp_path):
+    sharded_first = tmp_path / "sharded-first"
+    _train(sharded_first, 2, stop_after_epoch=1)
+    _train(sharded_first, 1)
+    _assert_same(single, _weights(sharded_first))
+
+    whole_first = tmp_path / "whole-first"
+    _train(whole_first, 1, stop_after_epoch=2)
+    _train(whole_first, 2)
+    _assert_same(single, _weights(whole_first))
