@@ -95,3 +95,75 @@ def tiny_models_no_dropout(tmp_path_factory: pytest.TempPathFactory) -> dict[str
         "tiny-s": _save_tiny_bert(root / "tiny-s", 16, 1, 0, dropout=0.0),
         "tiny-l": _save_tiny_bert(root / "tiny-l", 32, 2, 1, dropout=0.0),
     }
+
+
+def _save_tiny_decoder(path: Path, arch: str, seed: int) -> Path:
+    """A random decoder with a byte-level BPE tokenizer trained on the toy words: what a
+    hub decoder folder holds (config, safetensors, tokenizer.json), under 2 MB. Heads are
+    64 wide: vLLM's CPU attention kernels support no narrower ones."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
+
+    path.mkdir(parents=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    words = WORDS_POS + WORDS_NEG + FILLER
+    corpus = [" ".join(random.Random(i).sample(words, 8)) for i in range(200)]
+    corpus += ["Sentiment: positive", "Sentiment: negative", "Answer: Yes", "Answer: No"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
+    )
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    vocab = bpe.get_vocab_size()
+    if arch == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=128,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=256,
+            bos_token_id=0,
+            eos_token_id=0,
+            tie_word_embeddings=False,
+        )
+        model = LlamaForCausalLM(config)
+    else:
+        config = GPT2Config(
+            vocab_size=vocab,
+            n_embd=128,
+            n_layer=2,
+            n_head=2,
+            n_positions=256,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random Llama and GPT-2 decoders for prompting and backend tests."""
+    root = tmp_path_factory.mktemp("tiny-decoders")
+    return {
+        "tiny-llama": _save_tiny_decoder(root / "tiny-llama", "llama", 0),
+        "tiny-gpt2": _save_tiny_decoder(root / "tiny-gpt2", "gpt2", 1),
+    }

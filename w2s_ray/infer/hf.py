@@ -1,11 +1,20 @@
-"""Batched transformers forward passes: pooled features for probe mode (CPU or GPU)."""
+"""The transformers backend: batched forwards under inference mode, bf16 on GPU.
+
+Batches group texts of similar length and pad each to its own longest, so little compute
+goes to padding. Loaded models stay cached in the process for the jobs that follow.
+"""
 
 from __future__ import annotations
 
-import torch
+import functools
+from typing import Any
 
+import torch
+from safetensors.torch import load
+
+from w2s_ray.infer.backend import ClassifierRef
 from w2s_ray.train.inputs import TokenInputs, length_sorted_batches
-from w2s_ray.train.model import load_backbone, pool_hidden
+from w2s_ray.train.model import FinetuneClassifier, load_backbone, pool_hidden
 
 
 def tokenize(tokenizer: object, texts: list[str], max_length: int) -> list[list[int]]:
@@ -16,6 +25,10 @@ def tokenize(tokenizer: object, texts: list[str], max_length: int) -> list[list[
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 @torch.inference_mode()
@@ -31,8 +44,7 @@ def extract_features(
     """Pooled last hidden states [N, H] (float32, input order), batched by length."""
     device = pick_device()
     backbone, tokenizer = load_backbone(model_path, trust_remote_code=trust_remote_code)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    backbone = backbone.to(device=device, dtype=dtype).eval()
+    backbone = backbone.to(device=device, dtype=_dtype(device)).eval()
     token_ids = tokenize(tokenizer, texts, max_length)
     inputs = TokenInputs(token_ids, tokenizer.pad_token_id)
     features = torch.zeros(len(texts), int(backbone.config.hidden_size))
@@ -41,3 +53,122 @@ def extract_features(
         hidden = backbone(**batch).last_hidden_state
         features[idx] = pool_hidden(hidden, batch["attention_mask"], pooling).float().cpu()
     return features
+
+
+@torch.inference_mode()
+def classify(
+    classifier: ClassifierRef,
+    texts: list[str],
+    *,
+    max_length: int,
+    batch_size: int = 64,
+    trust_remote_code: bool = False,
+) -> torch.Tensor:
+    """A fine-tuned classifier's class probabilities [N, 2] (input order)."""
+    device = pick_device()
+    backbone, tokenizer = load_backbone(classifier.backbone, trust_remote_code=trust_remote_code)
+    model = FinetuneClassifier(backbone, classifier.pooling)
+    model.load_state_dict(load(classifier.weights))
+    model = model.to(device).eval()
+    token_ids = tokenize(tokenizer, texts, max_length)
+    inputs = TokenInputs(token_ids, tokenizer.pad_token_id)
+    probs = torch.zeros(len(texts), 2)
+    for idx in length_sorted_batches([len(t) for t in token_ids], batch_size):
+        batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(**batch)
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+    return probs
+
+
+@functools.lru_cache(maxsize=2)
+def _causal_lm(model_path: str, trust_remote_code: bool) -> tuple[Any, torch.device]:
+    from transformers import AutoModelForCausalLM
+
+    device = pick_device()
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=_dtype(device)
+    )
+    return model.to(device).eval(), device
+
+
+def _padded(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (pad id 0: masked out, never read) and the attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.inference_mode()
+def score_choices(
+    model_path: str,
+    prompts: list[list[int]],
+    choices: list[list[int]],
+    *,
+    batch_size: int = 16,
+    trust_remote_code: bool = False,
+) -> torch.Tensor:
+    """Sum of log-probabilities of each choice's tokens after each prompt: [N, C].
+
+    Single-token answers need one forward per prompt (read at its last position); longer
+    ones one forward per (prompt, answer).
+    """
+    model, device = _causal_lm(model_path, trust_remote_code)
+    scores = torch.zeros(len(prompts), len(choices), dtype=torch.float64)
+    if all(len(c) == 1 for c in choices):
+        answer_ids = torch.tensor([c[0] for c in choices], device=device)
+        for idx in length_sorted_batches([len(p) for p in prompts], batch_size):
+            ids, mask = _padded([prompts[i] for i in idx.tolist()], device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            last = mask.sum(1) - 1
+            logprobs = torch.log_softmax(logits[torch.arange(len(idx)), last].float(), -1)
+            scores[idx] = logprobs[:, answer_ids].double().cpu()
+        return scores
+    for c, answer in enumerate(choices):
+        rows = [p + answer for p in prompts]
+        for idx in length_sorted_batches([len(r) for r in rows], batch_size):
+            ids, mask = _padded([rows[i] for i in idx.tolist()], device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            logprobs = torch.log_softmax(logits.float(), -1)
+            for j, i in enumerate(idx.tolist()):
+                start = len(prompts[i])  # answer tokens sit at start .. start+len-1
+                positions = torch.arange(start - 1, start - 1 + len(answer), device=device)
+                targets = torch.tensor(answer, device=device)
+                scores[i, c] = logprobs[j, positions, targets].double().sum().cpu()
+    return scores
+
+
+class TransformersBackend:
+    """Runs wherever torch does; the reference the vLLM backend is tested against."""
+
+    name = "transformers"
+
+    def __init__(self, trust_remote_code: bool = False) -> None:
+        self.trust_remote_code = trust_remote_code
+
+    def features(
+        self, model: str, texts: list[str], *, pooling: str, max_length: int
+    ) -> torch.Tensor:
+        return extract_features(
+            model,
+            texts,
+            pooling=pooling,
+            max_length=max_length,
+            trust_remote_code=self.trust_remote_code,
+        )
+
+    def label(
+        self, classifier: ClassifierRef, texts: list[str], *, max_length: int
+    ) -> torch.Tensor:
+        return classify(
+            classifier, texts, max_length=max_length, trust_remote_code=self.trust_remote_code
+        )
+
+    def score_choices(
+        self, model: str, prompts: list[list[int]], choices: list[list[int]]
+    ) -> torch.Tensor:
+        return score_choices(model, prompts, choices, trust_remote_code=self.trust_remote_code)
