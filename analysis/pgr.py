@@ -45,9 +45,16 @@ def _ground_truth(results: pl.DataFrame) -> pl.DataFrame:
 
 
 def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
-    """One row per student run: its weak supervisor's and its ceiling's accuracy, and its PGR."""
+    """One row per student run: its weak supervisor's and its ceiling's accuracy, and its PGR.
+
+    Few-shot prompting with a weak model's labels as demonstrations is weak supervision too,
+    so those baseline rows get a PGR as well (method `fewshot_weak_k<k>`).
+    """
     truth = _ground_truth(results)
-    students = results.filter(pl.col("stage") == "student").select(
+    supervised = (pl.col("stage") == "student") | (
+        (pl.col("stage") == "baseline") & pl.col("weak_model").is_not_null()
+    )
+    students = results.filter(supervised).select(
         *GROUND_TRUTH_KEYS,
         "weak_model",
         pl.col("model").alias("strong_model"),

@@ -281,7 +281,7 @@ def submit(
 
 @app.command("list")
 def list_entries(
-    what: Annotated[str, typer.Argument(help="models | datasets | losses | assets")],
+    what: Annotated[str, typer.Argument(help="models | datasets | losses | assets | backends")],
 ) -> None:
     """Print what the registries hold, one entry a line."""
     from w2s_ray.assets import ASSETS
@@ -305,9 +305,18 @@ def list_entries(
     elif what == "assets":
         for name, asset in ASSETS.items():
             print(f"{name}\t{asset.description}\t{asset.license}")
+    elif what == "backends":
+        from w2s_ray.infer.backend import BACKEND_NAMES, resolve_backend_name
+
+        for name, backend in BACKEND_NAMES.items():
+            here = f"-> {resolve_backend_name(name)}" if name == "auto" else None
+            usable = here or ("usable here" if backend.available() else "not usable here")
+            print(f"{name}\t{backend.description}\t{usable}")
     else:
-        hint = suggest(what, ["models", "datasets", "losses", "assets"])
-        raise UserError(f"cannot list '{what}'{hint}; choose models, datasets, losses or assets")
+        kinds = ["models", "datasets", "losses", "assets", "backends"]
+        raise UserError(
+            f"cannot list '{what}'{suggest(what, kinds)}; choose one of {', '.join(kinds)}"
+        )
 
 
 def main() -> None:

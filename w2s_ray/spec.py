@@ -83,6 +83,38 @@ class DataSpec(_Strict):
     balance: bool = True
 
 
+class PromptSpec(_Strict):
+    """How tasks are put to a prompted model; default: a format per dataset."""
+
+    instruction: str = Field(min_length=1)
+    answer_prefix: str = "Answer:"
+    choices: tuple[str, str] = (" No", " Yes")  # continuations meaning label 0, label 1
+
+
+class BaselineSpec(_Strict):
+    """Zero- and few-shot prompting of every strong decoder (encoders cannot be prompted).
+
+    `k: [0, 8]` runs zero-shot and 8-shot; demonstrations come from the student half,
+    shown with ground-truth labels (`gt`) or a weak supervisor's (`weak`).
+    """
+
+    enabled: bool = True
+    k: list[Annotated[int, Field(ge=0, le=64)]] = Field(default_factory=lambda: [0, 8])
+    labels: list[Literal["gt", "weak"]] = Field(default_factory=lambda: ["gt", "weak"])
+    n_test: int | None = Field(default=None, gt=0)  # None: the whole test set
+    max_prompt_tokens: int = Field(default=1024, ge=32)  # also capped by the model's context
+    prompt: PromptSpec | None = None
+
+    @field_validator("k", "labels")
+    @classmethod
+    def _unique(cls, value: list[Any]) -> list[Any]:
+        return sorted(set(value), key=value.index)
+
+
+class InferenceSpec(_Strict):
+    backend: str = "auto"  # auto | vllm | transformers (see `w2s-ray list backends`)
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     datasets: list[str | LocalDataset] = Field(min_length=1)
@@ -96,6 +128,8 @@ class StudySpec(_Strict):
     )
     train: TrainSpec = Field(default_factory=TrainSpec)
     data: DataSpec = Field(default_factory=DataSpec)
+    baselines: BaselineSpec = Field(default_factory=BaselineSpec)
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)
     trust_remote_code: bool = False
 
     @field_validator("methods", mode="before")

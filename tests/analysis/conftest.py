@@ -23,6 +23,7 @@ RESULT_SCHEMA: dict[str, Any] = {
     "effective_compute": pl.Float64,
     "weak_effective_compute": pl.Float64,
     "n_train": pl.Int64,
+    "shots_mean": pl.Float64,
     "wall_seconds": pl.Float64,
 }
 COMPUTE = {"small": 1e15, "medium": 1e16, "large": 1e17}
@@ -80,6 +81,7 @@ def _row(
         "effective_compute": COMPUTE[model],
         "weak_effective_compute": None if weak is None else COMPUTE[weak],
         "n_train": 100,
+        "shots_mean": None,
         "wall_seconds": 1.0,
     }
 

@@ -226,3 +226,13 @@ def test_test_schema_matches_the_store_contract(rows):
     from w2s_ray.study.store import RESULT_COLUMNS
 
     assert rows.schema == RESULT_COLUMNS
+
+
+def test_weak_label_few_shot_gets_a_pgr_and_other_baselines_do_not(rows):
+    few_weak = {**rows.student("small", "large", 0.75), "stage": "baseline"}
+    few_weak.update(method="fewshot_weak_k8", job_id="b1")
+    zero = {**rows.student("small", "large", 0.65), "stage": "baseline"}
+    zero.update(method="zeroshot", weak_model=None, weak_effective_compute=None, job_id="b2")
+    results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.8), few_weak, zero])
+    row = _one(compute_pgr(results))
+    assert (row["method"], row["pgr"]) == ("fewshot_weak_k8", pytest.approx(0.75))

@@ -90,8 +90,10 @@ def test_plan_prints_jobs_requests_and_device_hours_without_running(tmp_path):
     # the 12B student cannot fit one device: its card asks for several Ray Train workers
     assert "workers" in rows["student/pythia-12b"] and "GPU" in rows["student/pythia-12b"]
     assert "workers" not in rows["ground_truth/pythia-70m"]
+    # the 12B decoder is prompted too: zero-shot, 8-shot with true and with weak labels
+    assert "1 GPU" in rows["baseline/pythia-12b"] and "workers" not in rows["baseline/pythia-12b"]
     total = rows["total/"].split("│")
-    assert int(total[4]) == 4 and float(total[7]) > 0
+    assert int(total[4]) == 4 + 3 and float(total[7]) > 0
     assert not (tmp_path / "runs").exists()
 
 

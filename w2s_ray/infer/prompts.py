@@ -36,18 +36,37 @@ class PromptFormat:
 
 
 SENTIMENT = PromptFormat(
-    "Is each movie review positive or negative?",
+    "Is the sentiment of each text positive or negative?",
     "Sentiment:",
     (" negative", " positive"),
 )
+GENERIC = PromptFormat("Does each text belong to the positive class? Answer Yes or No.")
+
+# Label 1 of each registered task, put as a question; a local dataset should bring its own
+# (`baselines.prompt` in the study file), or it gets GENERIC.
+PROMPT_FORMATS: dict[str, PromptFormat] = {
+    **{
+        name: SENTIMENT
+        for name in (
+            "rotten_tomatoes",
+            "vader_movies",
+            "vader_tweets",
+            "vader_amazon",
+            "vader_nyt",
+            "amazon_polarity",
+        )
+    },
+    "sciq": PromptFormat("Is the answer to each science question correct?", "Correct:"),
+    "boolq": PromptFormat("Answer each question about its passage with Yes or No."),
+    "cosmos_qa": PromptFormat("Is the answer to each question right, given its context?", "Right:"),
+    "anthropic_hh": PromptFormat(
+        "Is the assistant's last reply in each dialogue a good one?", "Good reply:"
+    ),
+}
 
 
-def format_for(dataset_description: str, sentiment: bool) -> PromptFormat:
-    """The sentiment format for sentiment tasks; otherwise a yes/no question built from the
-    dataset's own description of what label 1 means."""
-    if sentiment:
-        return SENTIMENT
-    return PromptFormat(f"For each text, answer Yes or No: {dataset_description}.")
+def format_for(dataset: str) -> PromptFormat:
+    return PROMPT_FORMATS.get(dataset, GENERIC)
 
 
 @dataclass(frozen=True)

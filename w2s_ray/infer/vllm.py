@@ -70,7 +70,12 @@ def read_continuation(
 def engine_kwargs(
     model: str, *, gpus: int, max_model_len: int | None, trust_remote_code: bool
 ) -> dict[str, Any]:
-    """`LLM(...)` arguments: bf16 and tensor parallelism (over Ray) on GPUs, fp32 on CPU."""
+    """`LLM(...)` arguments: bf16 and tensor parallelism on GPUs, fp32 on CPU.
+
+    The Ray trial that runs the engine already holds the GPUs it uses, so the tensor-parallel
+    workers are processes of the trial's own ("mp"): vLLM's Ray executor would ask Ray for
+    the same GPUs again and wait for ever.
+    """
     kwargs: dict[str, Any] = {
         "model": model,
         "seed": 0,
@@ -81,7 +86,7 @@ def engine_kwargs(
         kwargs["max_model_len"] = max_model_len
     if gpus > 1:
         kwargs["tensor_parallel_size"] = gpus
-        kwargs["distributed_executor_backend"] = "ray"
+        kwargs["distributed_executor_backend"] = "mp"
     return kwargs
 
 

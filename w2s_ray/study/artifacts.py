@@ -1,4 +1,5 @@
-"""Cached artifacts between jobs: frozen features, weak labels, model weights, checkpoints.
+"""Cached artifacts between jobs: frozen features, weak labels, prompt scores, model weights,
+checkpoints.
 
 Each is keyed by the content hash (job id) of the job that made it, written atomically and
 checked on read; a file that fails the check is rebuilt, never trusted.
@@ -72,6 +73,47 @@ def load_labels(job_id: str) -> dict[str, float] | None:
         log.warning("label cache %s is corrupted (%s); relabeling", path, exc)
         return None
     return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
+
+
+def scores_path(job_id: str) -> Path:
+    return cache_root() / "scores" / f"{job_id}.parquet"
+
+
+def save_scores(
+    job_id: str, ids: list[str], scores: torch.Tensor, demos_used: list[int], backend: str
+) -> None:
+    """Each prompt's answer log-probabilities; which backend made them is kept for the record
+    only (the job id, and so the cache key, does not depend on it)."""
+    frame = pl.DataFrame(
+        {
+            "id": ids,
+            "logprob_0": scores[:, 0].double().tolist(),
+            "logprob_1": scores[:, 1].double().tolist(),
+            "demos_used": demos_used,
+            "backend": [backend] * len(ids),
+        }
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    atomic_write_bytes(scores_path(job_id), buffer.getvalue())
+
+
+def load_scores(job_id: str, ids: list[str]) -> pl.DataFrame | None:
+    """The scores of exactly `ids` in that order, or None if missing or damaged (rescored)."""
+    path = scores_path(job_id)
+    if not path.exists():
+        return None
+    try:
+        frame = pl.read_parquet(path)
+        if frame["id"].to_list() != ids:
+            raise ValueError("its examples are not this job's")
+        logprobs = frame.select("logprob_0", "logprob_1").to_numpy()
+        if not (logprobs <= 1e-6).all():  # also false for NaN
+            raise ValueError("log-probabilities above 0 or NaN")
+    except Exception as exc:
+        log.warning("score cache %s is corrupted (%s); scoring again", path, exc)
+        return None
+    return frame
 
 
 def save_weights(store: StudyStore, rel: str, state: dict[str, torch.Tensor]) -> None:

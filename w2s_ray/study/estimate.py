@@ -47,6 +47,11 @@ def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:
         flops = (train * n * epochs + forward * test_n) if finetune else 0.0
     elif job.stage == "label":
         flops = forward * (student_n + test_n) if finetune else 0.0
+    elif job.stage == "baseline":
+        base = study.spec.baselines
+        shots = job.key.get("k", 0)
+        prompt = min(base.max_prompt_tokens, (shots + 1) * (tokens + 8) + 32)
+        flops = 2.0 * card.params * prompt * min(test_n, base.n_test or test_n)
     else:
         flops = 0.0
     cluster = PLANNING_CLUSTER if gpu_cluster else {**PLANNING_CLUSTER, "GPU": 0.0}

@@ -18,7 +18,9 @@ from torch import nn
 
 from w2s_ray.data import Splits, make_splits, pool_and_test
 from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
-from w2s_ray.infer.hf import extract_features, pick_device, tokenize
+from w2s_ray.infer.backend import ClassifierRef, InferenceBackend, get_backend
+from w2s_ray.infer.hf import pick_device, tokenize
+from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
 from w2s_ray.spec import LocalDataset
 from w2s_ray.study import artifacts
 from w2s_ray.study.faults import FaultReporter
@@ -76,7 +78,8 @@ def run_job(
         trainer = run_ground_truth if job.stage == "ground_truth" else run_student
         result = trainer(job, study, store, parallel)
     else:
-        result = {"features": run_features, "label": run_label}[job.stage](job, study, store)
+        stage_runners = {"features": run_features, "label": run_label, "baseline": run_baseline}
+        result = stage_runners[job.stage](job, study, store)
     if result is None:
         return None
     card = study.cards[job.model]
@@ -104,15 +107,18 @@ def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     examples = pool + test
     if artifacts.load_features(job.job_id) is None:
         card = study.cards[job.model]
-        features = extract_features(
+        features = _backend(study).features(
             card.resolve_path(),
             [ex.text for ex in examples],
             pooling=card.pooling,
             max_length=study.spec.train.max_length,
-            trust_remote_code=study.spec.trust_remote_code,
         )
         artifacts.save_features(job.job_id, [ex.id for ex in examples], features)
     return {"n_examples": len(examples)}
+
+
+def _backend(study: Study) -> InferenceBackend:
+    return get_backend(study.spec.inference.backend, trust_remote_code=study.spec.trust_remote_code)
 
 
 def _inputs(study: Study, job: Job, model_name: str, examples: list[Example]) -> Inputs:
@@ -212,11 +218,22 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     examples = splits.student_train + splits.test
     supervisor = job.deps[0]
     if artifacts.load_labels(job.job_id) is None:
-        inputs = _inputs(study, job, job.model, examples)
-        model = _classifier(study, job.model, inputs)
-        weights = artifacts.load_weights(store, store.job_file(supervisor, "model.safetensors"))
-        model.load_state_dict(weights)
-        artifacts.save_labels(job.job_id, [ex.id for ex in examples], predict_probs(model, inputs))
+        weights_file = store.job_file(supervisor, "model.safetensors")
+        if study.spec.mode == "finetune":  # a fine-tuned backbone: an inference backend's job
+            card = study.cards[job.model]
+            weights = store.read_bytes(weights_file)
+            if weights is None:
+                raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
+            classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
+            texts = [ex.text for ex in examples]
+            max_length = study.spec.train.max_length
+            probs = _backend(study).label(classifier, texts, max_length=max_length)
+        else:  # a linear head on cached features: nothing to gain from an engine
+            inputs = _inputs(study, job, job.model, examples)
+            model = _classifier(study, job.model, inputs)
+            model.load_state_dict(artifacts.load_weights(store, weights_file))
+            probs = predict_probs(model, inputs)
+        artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)
     soft = artifacts.load_labels(job.job_id)
     assert soft is not None
     test_p1 = torch.tensor([soft[ex.id] for ex in splits.test])
@@ -247,3 +264,55 @@ def run_student(
         "n_train": len(splits.student_train),
         "agreement_with_weak": agreement(probs, weak_probs),
     }
+
+
+def run_baseline(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Prompt the strong model: zero-shot, or k-shot with ground-truth or weak demonstrations.
+
+    P(label 1) is the softmax over the two answers' log-probabilities.
+    """
+    base = study.spec.baselines
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    test = splits.test[: base.n_test] if base.n_test else splits.test
+    ids = [ex.id for ex in test]
+    if artifacts.load_scores(job.job_id, ids) is None:
+        _score_prompts(job, study, splits.student_train, test)
+    frame = artifacts.load_scores(job.job_id, ids)
+    if frame is None:
+        raise RuntimeError(f"scores of {job.title} could not be read back after scoring")
+    scores = frame.select("logprob_0", "logprob_1").to_torch().double()
+    probs = torch.softmax(scores, dim=1).float()
+    return {
+        **_metrics(probs, test),
+        "n_train": 0,
+        "n_test": len(test),
+        "shots": job.key["k"],
+        "shots_mean": float(frame["demos_used"].mean() or 0.0),
+        "backend": frame["backend"][0],
+    }
+
+
+def _score_prompts(job: Job, study: Study, pool: list[Example], test: list[Example]) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    trust = study.spec.trust_remote_code
+    model_path = study.cards[job.model].resolve_path()
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
+    context = getattr(config, "max_position_embeddings", None) or 1024
+    if job.weak_model is not None:  # the weak supervisor's hard labels on the student half
+        soft = artifacts.load_labels(job.deps[0])
+        if soft is None:
+            raise RuntimeError(f"weak labels {job.deps[0]} are missing; rerun the study")
+        shown = {ex.id: int(soft[ex.id] > 0.5) for ex in pool}
+    else:
+        shown = {ex.id: ex.label for ex in pool}
+    demos = draw_demonstrations(pool, shown, job.key["k"], seed=job.seed or 0)
+    fmt = study.prompt_format(job.dataset)
+    budget = min(study.spec.baselines.max_prompt_tokens, int(context))
+    encoded = encode_for_scoring(tokenizer, fmt, demos, [ex.text for ex in test], budget)
+    backend = _backend(study)
+    scores = backend.score_choices(model_path, encoded.prompts, encoded.choices)
+    artifacts.save_scores(
+        job.job_id, [ex.id for ex in test], scores, encoded.demos_used, backend.name
+    )

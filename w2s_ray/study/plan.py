@@ -2,7 +2,8 @@
 
 Stages: `features` (probe mode: frozen features per model x dataset), `ground_truth`
 (every ladder model on true labels: weak supervisor and ceiling at once), `label` (each weak
-model labels the student half and the test set), `student` (every weak < strong pair x method).
+model labels the student half and the test set), `student` (every weak < strong pair x method),
+`baseline` (zero/few-shot prompting of each strong decoder).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from w2s_ray.data import DataConfig
 from w2s_ray.datasets import DATASETS
 from w2s_ray.errors import UserError
+from w2s_ray.infer.backend import BACKEND_NAMES
+from w2s_ray.infer.prompts import PromptFormat, format_for
 from w2s_ray.models import ModelCard, find_model, local_card
 from w2s_ray.registry import suggest
 from w2s_ray.spec import LocalDataset, LocalModel, MethodSpec, StudySpec
@@ -25,7 +28,7 @@ from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.losses import build_loss
 
 PLAN_VERSION = 1  # bump when a code change alters results, so old job ids stop matching
-STAGES = ("features", "ground_truth", "label", "student")
+STAGES = ("features", "ground_truth", "label", "student", "baseline")
 PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
 FINETUNE_EPOCHS = 2
 
@@ -71,6 +74,19 @@ class Study:
     def dataset_ref(self, name: str) -> str | LocalDataset:
         return next(d for d in self.spec.datasets if (d if isinstance(d, str) else d.name) == name)
 
+    def prompt_format(self, dataset: str) -> PromptFormat:
+        custom = self.spec.baselines.prompt
+        if custom is None:
+            return format_for(dataset)
+        return PromptFormat(custom.instruction, custom.answer_prefix, custom.choices)
+
+    def prompted_models(self) -> list[str]:
+        """Strong models that baselines prompt: decoders (an encoder has no next token)."""
+        if not self.spec.baselines.enabled:
+            return []
+        strong = {s for _, s in self.pairs}
+        return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
+
     def train_config(self, model: str, seed: int, method: MethodSpec | None) -> TrainConfig:
         t, card = self.spec.train, self.cards[model]
         probe = self.spec.mode == "probe"
@@ -102,6 +118,8 @@ def resolve(spec: StudySpec) -> Study:
     for i, method in enumerate(spec.methods):
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)
+    with _at("inference.backend"):
+        BACKEND_NAMES.get(spec.inference.backend)
     return Study(spec, cards, _pairs(spec, cards))
 
 
@@ -183,6 +201,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                 ident = {"features": feat.job_id}
             model_key[name] = ident
         gt: dict[tuple[str, int], Job] = {}
+        labels: dict[tuple[str, int], Job] = {}
         for seed in spec.seeds:
             for name in study.cards:
                 key = {
@@ -215,6 +234,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                     key=key,
                 )
                 stages["label"].append(label)
+                labels[weak, seed] = label
                 for w, strong in study.pairs:
                     if w != weak:
                         continue
@@ -240,4 +260,64 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                                 key=key,
                             )
                         )
+        stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
     return stages
+
+
+def _baseline_jobs(
+    study: Study, dataset: str, data_key: dict[str, Any], labels: dict[tuple[str, int], Job]
+) -> list[Job]:
+    """Zero-shot once per model; k-shot per seed (the seed draws the demonstrations), shown
+    with ground-truth labels or with each weak supervisor's."""
+    base = study.spec.baselines
+    jobs = []
+    for strong in study.prompted_models():
+        card = study.cards[strong]
+        key = {
+            "source": card.source,
+            "params": card.params,
+            **{k: v for k, v in data_key.items() if k != "max_length"},
+            "prompt": study.prompt_format(dataset).identity(),
+            "n_test": base.n_test,
+            "max_prompt_tokens": base.max_prompt_tokens,
+        }
+        if 0 in base.k:
+            zero = {**key, "k": 0}
+            job_id = _job_id("baseline", zero)
+            jobs.append(Job(job_id, "baseline", dataset, strong, method="zeroshot", key=zero))
+        for k in (k for k in base.k if k > 0):
+            for seed in study.spec.seeds:
+                if "gt" in base.labels:
+                    shot = {**key, "k": k, "seed": seed, "demos": "gt"}
+                    jobs.append(
+                        Job(
+                            _job_id("baseline", shot),
+                            "baseline",
+                            dataset,
+                            strong,
+                            seed,
+                            method=f"fewshot_gt_k{k}",
+                            key=shot,
+                        )
+                    )
+                if "weak" not in base.labels:
+                    continue
+                for weak, s in study.pairs:
+                    if s != strong:
+                        continue
+                    label = labels[weak, seed]
+                    shot = {**key, "k": k, "seed": seed, "demos": label.job_id}
+                    jobs.append(
+                        Job(
+                            _job_id("baseline", shot),
+                            "baseline",
+                            dataset,
+                            strong,
+                            seed,
+                            weak_model=weak,
+                            method=f"fewshot_weak_k{k}",
+                            deps=(label.job_id,),
+                            key=shot,
+                        )
+                    )
+    return jobs

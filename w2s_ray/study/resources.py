@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from w2s_ray.models import DEVICE_MEMORY_BYTES
 from w2s_ray.study.plan import Job, Study
 
 GIB = 1024**3
 TRAINING_STAGES = ("ground_truth", "student")
+INFERENCE_STAGES = ("features", "baseline")  # a backbone forward in any mode
 COORDINATOR_CPU = 0.01
 COORDINATOR_SHARE = 0.1  # of a CPU-only cluster: room for ten coordinators per CPU
 
@@ -19,6 +22,13 @@ class WorkerPlan:
     workers: int
     use_gpu: bool
     per_worker: dict[str, float]
+
+
+def inference_gpus(params: int) -> int:
+    """GPUs for bf16 weights plus a third again for the KV cache, as a power of two (tensor
+    parallelism splits attention heads evenly)."""
+    need = max(1, math.ceil(params * 2 * 4 / 3 / DEVICE_MEMORY_BYTES))
+    return 1 << (need - 1).bit_length()
 
 
 def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan | None:
@@ -53,12 +63,14 @@ def job_resources(job: Job, study: Study, cluster: dict[str, float]) -> dict[str
     if worker_plan(job, study, cluster) is not None:
         return {"CPU": COORDINATOR_CPU}
     card = study.cards[job.model]
-    uses_backbone = job.stage == "features" or study.spec.mode == "finetune"
+    uses_backbone = job.stage in INFERENCE_STAGES or study.spec.mode == "finetune"
     if not uses_backbone:
         return {"CPU": 1.0}
     cpus = min(float(card.resources.cpus), max(1.0, cluster.get("CPU", 1.0)))
     request = {"CPU": cpus, "memory": card.resources.memory_gb * GIB}
     if cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0:
-        request["GPU"] = 1.0
+        # a prompted model is sharded over the GPUs its bf16 weights need (tensor parallel)
+        gpus = inference_gpus(card.params) if job.stage == "baseline" else 1
+        request["GPU"] = float(min(gpus, cluster["GPU"]))
     request["memory"] = min(request["memory"], 0.8 * cluster.get("memory", request["memory"]))
     return request

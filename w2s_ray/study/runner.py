@@ -9,12 +9,13 @@ from pathlib import Path
 
 import polars as pl
 import ray
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from w2s_ray.errors import UserError
-from w2s_ray.spec import StudySpec
+from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
 from w2s_ray.study.store import StudyStore
@@ -90,13 +91,24 @@ def plan_record(
 
 
 def check_study_dir(store: StudyStore, spec: StudySpec) -> None:
-    """A directory holding a different study is refused rather than silently mixed."""
+    """A directory holding a different study is refused rather than silently mixed.
+
+    The specs are compared parsed, so a key that a newer w2s-ray adds with its default
+    does not make an older study directory look foreign.
+    """
     existing = store.read_bytes("study.yaml")
-    if existing is not None and existing.decode(errors="replace") != spec.to_yaml():
+    if existing is not None and not _same_spec(existing, spec):
         raise UserError(
             f"'{store.location}' already holds a different study (its study.yaml differs). "
             "Use --study-dir to pick a new directory, or delete the old one"
         )
+
+
+def _same_spec(existing: bytes, spec: StudySpec) -> bool:
+    try:
+        return parse_spec(yaml.safe_load(existing.decode())) == spec
+    except (UserError, yaml.YAMLError, UnicodeDecodeError):
+        return False
 
 
 def check_not_running(store: StudyStore) -> None:

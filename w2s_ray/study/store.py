@@ -34,9 +34,10 @@ RESULT_COLUMNS: dict[str, Any] = {
     "effective_compute": pl.Float64,
     "weak_effective_compute": pl.Float64,
     "n_train": pl.Int64,
+    "shots_mean": pl.Float64,  # baselines: demonstrations that fitted the context, on average
     "wall_seconds": pl.Float64,
 }
-EVALUATED_STAGES = ("ground_truth", "label", "student")
+EVALUATED_STAGES = ("ground_truth", "label", "student", "baseline")
 
 
 def is_uri(location: str | Path) -> bool:

@@ -41,7 +41,7 @@ def test_a_short_class_is_made_up_from_the_other_and_k_zero_is_empty():
 def test_prompt_layout_ends_with_the_open_question():
     prompt = build_prompt(SENTIMENT, [Demonstration("great fun", 1)], "dull plot")
     assert prompt == (
-        "Is each movie review positive or negative?\n\n"
+        "Is the sentiment of each text positive or negative?\n\n"
         "great fun\nSentiment: positive\n\n"
         "dull plot\nSentiment:"
     )

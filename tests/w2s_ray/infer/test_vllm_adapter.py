@@ -1,0 +1,56 @@
+"""The vLLM adapter's requests and parsing, as pure functions: no engine needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from w2s_ray.infer.vllm import engine_kwargs, read_continuation, read_next_token, sampling_kwargs
+
+
+@dataclass
+class Logprob:  # the shape of vllm.sequence.Logprob
+    logprob: float
+    rank: int | None = None
+
+
+def test_single_token_answers_ask_for_exactly_those_ids():
+    kwargs = sampling_kwargs([[17], [5]])
+    assert kwargs == {
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "logprobs": 2,
+        "logprob_token_ids": [5, 17],
+    }
+
+
+def test_longer_answers_ask_for_prompt_logprobs():
+    kwargs = sampling_kwargs([[17, 3], [5]])
+    assert kwargs["prompt_logprobs"] == 0 and "logprob_token_ids" not in kwargs
+
+
+def test_next_token_logprobs_come_back_in_answer_order():
+    position = {5: Logprob(-0.5), 17: Logprob(-2.0), 99: Logprob(-0.1)}
+    assert read_next_token(position, [[17], [5]]) == [-2.0, -0.5]
+    assert read_next_token({5: -1.5, 17: -0.25}, [[5], [17]]) == [-1.5, -0.25]
+    with pytest.raises(RuntimeError, match="token ids \\[17\\]"):
+        read_next_token({5: Logprob(-0.5)}, [[17], [5]])
+
+
+def test_a_continuation_sums_only_the_answer_positions():
+    prompt_logprobs = [None, {4: Logprob(-9.0)}, {8: Logprob(-1.0)}, {2: Logprob(-0.5)}]
+    assert read_continuation(prompt_logprobs, prompt_len=2, answer=[8, 2]) == -1.5
+    with pytest.raises(RuntimeError, match="prompt positions"):
+        read_continuation(prompt_logprobs, prompt_len=3, answer=[8, 2])
+    with pytest.raises(RuntimeError, match="token 3"):
+        read_continuation(prompt_logprobs, prompt_len=2, answer=[8, 3])
+
+
+def test_engine_arguments_follow_the_devices():
+    cpu = engine_kwargs("m", gpus=0, max_model_len=None, trust_remote_code=False)
+    assert cpu["dtype"] == "float32" and "tensor_parallel_size" not in cpu
+    assert "max_model_len" not in cpu and cpu["trust_remote_code"] is False
+    big = engine_kwargs("m", gpus=4, max_model_len=2048, trust_remote_code=True)
+    assert big["dtype"] == "bfloat16" and big["tensor_parallel_size"] == 4
+    assert big["distributed_executor_backend"] == "mp" and big["max_model_len"] == 2048
