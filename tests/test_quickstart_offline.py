@@ -36,3 +36,20 @@ def test_quickstart_on_a_subset_of_the_real_assets(ray_session, tmp_path):
     for name in ("results.parquet", "pgr.parquet", "study.yaml"):
         assert (tmp_path / "qs" / name).is_file()
     assert list((tmp_path / "qs" / "figures").glob("accuracy_vs_compute_*.png"))
+
+
+BASELINES = Path(__file__).parents[1] / "studies" / "baselines-offline.yaml"
+
+
+def test_baselines_study_prompts_the_real_offline_decoder(ray_session, tmp_path):
+    data = yaml.safe_load(BASELINES.read_text())
+    data.update(name="baselines-subset", data={"n_train": 120, "n_test": 100})
+    data["baselines"] = {"k": [0, 2], "labels": ["gt", "weak"]}
+    outcome = run_study(parse_spec(data), tmp_path / "b", console=Console(file=io.StringIO()))
+    assert outcome.failures == {}
+    rows = outcome.results.filter(pl.col("stage") == "baseline")
+    assert sorted(rows["method"]) == ["fewshot_gt_k2", "fewshot_weak_k2", "zeroshot"]
+    assert (rows["model"] == "smollm2-135m").all()
+    # a real pretrained decoder reads sentiment off a prompt: zero-shot well above chance
+    zero = rows.filter(pl.col("method") == "zeroshot")
+    assert zero["test_accuracy"].item() > 0.65

