@@ -81,6 +81,9 @@ def engine_kwargs(
         "seed": 0,
         "trust_remote_code": trust_remote_code,
         "dtype": "bfloat16" if gpus > 0 else "float32",
+        # On CPU, compiling the model costs a minute of start-up (SmolLM2-135M: 79 s vs 20 s
+        # eager) for under 10% more throughput; a baseline job scores a few hundred prompts.
+        "enforce_eager": gpus == 0,
     }
     if max_model_len is not None:
         kwargs["max_model_len"] = max_model_len

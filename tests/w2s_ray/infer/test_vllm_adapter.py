@@ -50,7 +50,9 @@ def test_a_continuation_sums_only_the_answer_positions():
 def test_engine_arguments_follow_the_devices():
     cpu = engine_kwargs("m", gpus=0, max_model_len=None, trust_remote_code=False)
     assert cpu["dtype"] == "float32" and "tensor_parallel_size" not in cpu
+    assert cpu["enforce_eager"] is True
     assert "max_model_len" not in cpu and cpu["trust_remote_code"] is False
     big = engine_kwargs("m", gpus=4, max_model_len=2048, trust_remote_code=True)
     assert big["dtype"] == "bfloat16" and big["tensor_parallel_size"] == 4
+    assert big["enforce_eager"] is False  # CUDA graphs pay for themselves on a GPU
     assert big["distributed_executor_backend"] == "mp" and big["max_model_len"] == 2048
