@@ -50,7 +50,10 @@ def single(tmp_path_factory) -> dict[str, torch.Tensor]:
     return _weights(out)
 
 
-def test_two_fsdp_ranks_train_the_single_process_model(single, tmp_path):
+def test_a_preempted_fsdp_job_resumes_to_the_single_process_model(single, tmp_path):
+    _train(tmp_path, 2, stop_after_epoch=1)
+    assert not (tmp_path / "weights.pt").exists()
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1
     _train(tmp_path, 2)
     _assert_same(single, _weights(tmp_path))
     # the checkpoint is whole and in the single-process layout
@@ -58,14 +61,6 @@ def test_two_fsdp_ranks_train_the_single_process_model(single, tmp_path):
     assert state["model"].keys() == single.keys()
     assert state["model"]["head.weight"].shape == single["head.weight"].shape
     assert all(isinstance(k, int) for k in state["optimizer"]["state"])
-
-
-def test_a_preempted_fsdp_job_resumes_under_fsdp(single, tmp_path):
-    _train(tmp_path, 2, stop_after_epoch=1)
-    assert not (tmp_path / "weights.pt").exists()
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1
-    _train(tmp_path, 2)
-    _assert_same(single, _weights(tmp_path))
 
 
 def test_checkpoints_move_between_fsdp_and_one_process(single, tmp_path):
