@@ -61,10 +61,16 @@ class ModelCard:
         return self.source
 
 
+def devices_for(total_bytes: float) -> int:
+    """Devices that hold `total_bytes`, rounded up to a power of two: data- and
+    tensor-parallel layouts split evenly over such counts."""
+    need = max(1, math.ceil(total_bytes / DEVICE_MEMORY_BYTES))
+    return 1 << (need - 1).bit_length()
+
+
 def gpu_resources(params: int) -> Resources:
     """Devices a full fine-tune needs, rounded up to a power of two for DDP/FSDP layouts."""
-    need = max(1, math.ceil(params * BYTES_PER_PARAM_FINETUNE / DEVICE_MEMORY_BYTES))
-    gpus = 1 << (need - 1).bit_length()
+    gpus = devices_for(params * BYTES_PER_PARAM_FINETUNE)
     return Resources(cpus=4 * gpus, gpus=gpus, memory_gb=max(16.0, params * 4 / 1e9 * 2))
 
 

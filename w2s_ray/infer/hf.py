@@ -14,6 +14,7 @@ from safetensors.torch import load
 
 from w2s_ray.infer.backend import ClassifierRef
 from w2s_ray.train.inputs import TokenInputs, length_sorted_batches
+from w2s_ray.train.loop import predict_probs
 from w2s_ray.train.model import FinetuneClassifier, load_backbone, pool_hidden
 
 
@@ -69,16 +70,10 @@ def classify(
     backbone, tokenizer = load_backbone(classifier.backbone, trust_remote_code=trust_remote_code)
     model = FinetuneClassifier(backbone, classifier.pooling)
     model.load_state_dict(load(classifier.weights))
-    model = model.to(device).eval()
     token_ids = tokenize(tokenizer, texts, max_length)
     inputs = TokenInputs(token_ids, tokenizer.pad_token_id)
-    probs = torch.zeros(len(texts), 2)
-    for idx in length_sorted_batches([len(t) for t in token_ids], batch_size):
-        batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(**batch)
-        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
-    return probs
+    batches = length_sorted_batches([len(t) for t in token_ids], batch_size)
+    return predict_probs(model.to(device), inputs, batches=batches)
 
 
 @functools.lru_cache(maxsize=2)
@@ -90,17 +85,6 @@ def _causal_lm(model_path: str, trust_remote_code: bool) -> tuple[Any, torch.dev
         model_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=_dtype(device)
     )
     return model.to(device).eval(), device
-
-
-def _padded(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids (pad id 0: masked out, never read) and the attention mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
 
 
 @torch.inference_mode()
@@ -124,18 +108,20 @@ def score_choices(
         # it at each prompt's last position only, where the answer's first token is read.
         body, head = model.base_model, model.get_output_embeddings()
         answer_ids = torch.tensor([c[0] for c in choices], device=device)
+        padded = TokenInputs(prompts, pad_id=0)  # pads are masked out, never read
         for idx in length_sorted_batches([len(p) for p in prompts], batch_size):
-            ids, mask = _padded([prompts[i] for i in idx.tolist()], device)
-            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-            last = hidden[torch.arange(len(idx), device=device), mask.sum(1) - 1]
+            batch = {k: v.to(device) for k, v in padded.batch(idx).items()}
+            hidden = body(**batch).last_hidden_state
+            ends = batch["attention_mask"].sum(1) - 1
+            last = hidden[torch.arange(len(idx), device=device), ends]
             logprobs = torch.log_softmax(head(last).float(), -1)
             scores[idx] = logprobs[:, answer_ids].double().cpu()
         return scores
     for c, answer in enumerate(choices):
-        rows = [p + answer for p in prompts]
-        for idx in length_sorted_batches([len(r) for r in rows], batch_size):
-            ids, mask = _padded([rows[i] for i in idx.tolist()], device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+        rows = TokenInputs([p + answer for p in prompts], pad_id=0)
+        for idx in length_sorted_batches([len(r) for r in rows.token_ids], batch_size):
+            batch = {k: v.to(device) for k, v in rows.batch(idx).items()}
+            logits = model(**batch).logits
             logprobs = torch.log_softmax(logits.float(), -1)
             for j, i in enumerate(idx.tolist()):
                 start = len(prompts[i])  # answer tokens sit at start .. start+len-1

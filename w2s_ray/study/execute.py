@@ -217,7 +217,8 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     splits = splits_for(study, job.dataset, job.seed or 0)
     examples = splits.student_train + splits.test
     supervisor = job.deps[0]
-    if artifacts.load_labels(job.job_id) is None:
+    soft = artifacts.load_labels(job.job_id)
+    if soft is None:
         weights_file = store.job_file(supervisor, "model.safetensors")
         if study.spec.mode == "finetune":  # a fine-tuned backbone: an inference backend's job
             card = study.cards[job.model]
@@ -234,7 +235,7 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
             model.load_state_dict(artifacts.load_weights(store, weights_file))
             probs = predict_probs(model, inputs)
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)
-    soft = artifacts.load_labels(job.job_id)
+        soft = artifacts.load_labels(job.job_id)  # as stored: what students will train on
     assert soft is not None
     test_p1 = torch.tensor([soft[ex.id] for ex in splits.test])
     probs = torch.stack([1 - test_p1, test_p1], dim=1)
@@ -275,9 +276,10 @@ def run_baseline(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     splits = splits_for(study, job.dataset, job.seed or 0)
     test = splits.test[: base.n_test] if base.n_test else splits.test
     ids = [ex.id for ex in test]
-    if artifacts.load_scores(job.job_id, ids) is None:
-        _score_prompts(job, study, splits.student_train, test)
     frame = artifacts.load_scores(job.job_id, ids)
+    if frame is None:
+        _score_prompts(job, study, splits.student_train, test)
+        frame = artifacts.load_scores(job.job_id, ids)  # what later runs will read
     if frame is None:
         raise RuntimeError(f"scores of {job.title} could not be read back after scoring")
     scores = frame.select("logprob_0", "logprob_1").to_torch().double()

@@ -281,43 +281,32 @@ def _baseline_jobs(
             "n_test": base.n_test,
             "max_prompt_tokens": base.max_prompt_tokens,
         }
+
         if 0 in base.k:
-            zero = {**key, "k": 0}
-            job_id = _job_id("baseline", zero)
-            jobs.append(Job(job_id, "baseline", dataset, strong, method="zeroshot", key=zero))
+            jobs.append(_prompting(dataset, strong, "zeroshot", {**key, "k": 0}))
         for k in (k for k in base.k if k > 0):
             for seed in study.spec.seeds:
+                shot = {**key, "k": k, "seed": seed}
                 if "gt" in base.labels:
-                    shot = {**key, "k": k, "seed": seed, "demos": "gt"}
-                    jobs.append(
-                        Job(
-                            _job_id("baseline", shot),
-                            "baseline",
-                            dataset,
-                            strong,
-                            seed,
-                            method=f"fewshot_gt_k{k}",
-                            key=shot,
-                        )
-                    )
+                    gt_shot = {**shot, "demos": "gt"}
+                    jobs.append(_prompting(dataset, strong, f"fewshot_gt_k{k}", gt_shot, seed=seed))
                 if "weak" not in base.labels:
                     continue
-                for weak, s in study.pairs:
-                    if s != strong:
-                        continue
+                for weak in (w for w, s in study.pairs if s == strong):
                     label = labels[weak, seed]
-                    shot = {**key, "k": k, "seed": seed, "demos": label.job_id}
                     jobs.append(
-                        Job(
-                            _job_id("baseline", shot),
-                            "baseline",
+                        _prompting(
                             dataset,
                             strong,
-                            seed,
+                            f"fewshot_weak_k{k}",
+                            {**shot, "demos": label.job_id},
+                            seed=seed,
                             weak_model=weak,
-                            method=f"fewshot_weak_k{k}",
                             deps=(label.job_id,),
-                            key=shot,
                         )
                     )
     return jobs
+
+
+def _prompting(dataset: str, model: str, method: str, key: dict[str, Any], **job: Any) -> Job:
+    return Job(_job_id("baseline", key), "baseline", dataset, model, method=method, key=key, **job)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from w2s_ray.models import DEVICE_MEMORY_BYTES
+from w2s_ray.models import devices_for
 from w2s_ray.study.plan import Job, Study
 
 GIB = 1024**3
@@ -25,10 +24,8 @@ class WorkerPlan:
 
 
 def inference_gpus(params: int) -> int:
-    """GPUs for bf16 weights plus a third again for the KV cache, as a power of two (tensor
-    parallelism splits attention heads evenly)."""
-    need = max(1, math.ceil(params * 2 * 4 / 3 / DEVICE_MEMORY_BYTES))
-    return 1 << (need - 1).bit_length()
+    """GPUs for bf16 weights plus a third again for the KV cache."""
+    return devices_for(params * 2 * 4 / 3)
 
 
 def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan | None:

@@ -199,15 +199,25 @@ def fit(
 
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, inputs: Inputs, batch_size: int = 256) -> torch.Tensor:
-    """Class probabilities [N, 2] in input order."""
+def predict_probs(
+    model: nn.Module,
+    inputs: Inputs,
+    batch_size: int = 256,
+    batches: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Class probabilities [N, 2] in input order; `batches` (row indices) may group rows,
+    e.g. by length so that little compute goes to padding."""
     model.eval()
     device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(inputs), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(inputs)))
+    if batches is None:
+        batches = [
+            torch.arange(start, min(start + batch_size, len(inputs)))
+            for start in range(0, len(inputs), batch_size)
+        ]
+    probs = torch.zeros(len(inputs), 2)
+    for idx in batches:
         batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(**batch)
-        out.append(torch.softmax(logits.float(), dim=-1).cpu())
-    return torch.cat(out)
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+    return probs
