@@ -1,16 +1,18 @@
-"""Analysis of study results: PGR tables and figures, as pure functions over polars frames.
+"""Analysis of study results as pure functions over polars frames: PGR with intervals, scaling
+fits, method comparisons, baselines, figures and the report. No Ray, no torch.
 
-Figures load lazily so that the PGR table (used by the CLI) does not pay for importing matplotlib.
+Figures load lazily so that the PGR tables (used by the CLI) do not pay for importing matplotlib.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from analysis.pgr import compute_pgr, summarize_pgr, undefined_pgr_rows
+from analysis.intervals import aggregate_pgr, pgr_intervals
+from analysis.pgr import compute_pgr, undefined_pgr_rows
 
-_FIGURES = ("plot_accuracy_vs_compute", "plot_pgr_vs_compute", "write_figures")
-__all__ = ["compute_pgr", "summarize_pgr", "undefined_pgr_rows", *_FIGURES]
+_FIGURES = ("build_figures", "plot_accuracy_vs_compute", "plot_pgr_vs_compute", "write_figures")
+__all__ = ["aggregate_pgr", "compute_pgr", "pgr_intervals", "undefined_pgr_rows", *_FIGURES]
 
 
 def __getattr__(name: str) -> Any:

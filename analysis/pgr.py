@@ -102,33 +102,6 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def summarize_pgr(pgr: pl.DataFrame) -> pl.DataFrame:
-    """Per (dataset, weak, strong, method): PGR over the seeds where it is defined."""
-    return (
-        pgr.group_by(*PAIR_KEYS)
-        .agg(
-            pl.len().cast(pl.Int64).alias("n_seeds"),
-            pl.col("pgr").is_not_null().sum().cast(pl.Int64).alias("n_defined"),
-            pl.col("pgr").mean().alias("pgr_mean"),
-            pl.col("pgr").median().alias("pgr_median"),
-            pl.col("weak_accuracy").mean().alias("weak_accuracy_mean"),
-            pl.col("ceiling_accuracy").mean().alias("ceiling_accuracy_mean"),
-            pl.col("student_accuracy").mean().alias("student_accuracy_mean"),
-            pl.col("weak_effective_compute").max().alias("weak_effective_compute"),
-            pl.col("strong_effective_compute").max().alias("strong_effective_compute"),
-        )
-        .sort(
-            "dataset",
-            "weak_effective_compute",
-            "strong_effective_compute",
-            "method",
-            "weak_model",
-            "strong_model",
-            nulls_last=True,
-        )
-    )
-
-
 def undefined_pgr_rows(pgr: pl.DataFrame) -> pl.DataFrame:
     """The rows whose PGR is null, each with why, so an undefined rung can be explained."""
     missing_truth = pl.col("weak_accuracy").is_null() | pl.col("ceiling_accuracy").is_null()

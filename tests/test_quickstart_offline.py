@@ -36,6 +36,7 @@ def test_quickstart_on_a_subset_of_the_real_assets(ray_session, tmp_path):
     for name in ("results.parquet", "pgr.parquet", "study.yaml"):
         assert (tmp_path / "qs" / name).is_file()
     assert list((tmp_path / "qs" / "figures").glob("accuracy_vs_compute_*.png"))
+    assert (tmp_path / "qs" / "report.html").is_file() and outcome.report_error is None
 
 
 def test_the_offline_decoder_reads_sentiment_off_a_zero_shot_prompt(w2s_cache):

@@ -1,4 +1,4 @@
-"""`w2s-ray run|resume|status|plan|submit|list`: the command line.
+"""`w2s-ray run|resume|report|status|plan|submit|list`: the command line.
 
 User errors print one message and exit 2 (a traceback only with --debug).
 """
@@ -29,8 +29,8 @@ console = Console() if sys.stdout.isatty() else Console(width=140)
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
-def pgr_table(summary: object) -> Table:
-    table = Table(title="Performance gap recovered (mean over seeds)")
+def pgr_table(intervals: object) -> Table:
+    table = Table(title="Performance gap recovered (mean over seeds, 95% CI)")
     for column in (
         "dataset",
         "weak → strong",
@@ -38,25 +38,30 @@ def pgr_table(summary: object) -> Table:
         "weak acc",
         "ceiling acc",
         "student acc",
-        "PGR",
+        "PGR [95% CI]",
         "seeds",
     ):
         table.add_column(
             column, justify="left" if column in {"dataset", "weak → strong", "method"} else "right"
         )
-    for row in summary.iter_rows(named=True):  # type: ignore[attr-defined]
-        pgr = row["pgr_mean"]
+    for row in intervals.iter_rows(named=True):  # type: ignore[attr-defined]
+        pgr, low = row["pgr"], row["pgr_low"]
+        shown = "undefined" if pgr is None else f"{pgr:+.2f}"
+        if pgr is not None and low is not None:
+            shown += f" [{low:+.2f}, {row['pgr_high']:+.2f}]"
         table.add_row(
             row["dataset"],
             f"{row['weak_model']} → {row['strong_model']}",
             row["method"],
-            f"{row['weak_accuracy_mean']:.3f}",
-            f"{row['ceiling_accuracy_mean']:.3f}",
-            f"{row['student_accuracy_mean']:.3f}",
-            "undefined" if pgr is None else f"{pgr:+.2f}",
+            *(_accuracy(row[k]) for k in ("weak_accuracy", "ceiling_accuracy", "student_accuracy")),
+            shown,
             f"{row['n_defined']}/{row['n_seeds']}",
         )
     return table
+
+
+def _accuracy(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 # Shared by `run` and `resume`: where the study's Ray comes from.
@@ -102,13 +107,21 @@ def _check_names(spec: StudySpec, source: str) -> None:
 def _run_and_report(
     spec: StudySpec, study_dir: str, address: str | None, num_cpus: int | None
 ) -> None:
-    from analysis.pgr import summarize_pgr
+    from analysis.intervals import pgr_intervals
     from w2s_ray.study.runner import run_study
 
     outcome = run_study(spec, study_dir, address=address, console=console, num_cpus=num_cpus)
     if len(outcome.pgr):
-        console.print(pgr_table(summarize_pgr(outcome.pgr)))
-    console.print(f"results: {outcome.study_dir}/results.parquet, pgr.parquet, figures/")
+        console.print(pgr_table(pgr_intervals(outcome.pgr)))
+    console.print(
+        f"results: {outcome.study_dir}/results.parquet, pgr.parquet; report: "
+        f"{outcome.study_dir}/report.html, report.md, figures/"
+    )
+    if outcome.report_error:
+        err_console.print(
+            f"[yellow]the report was not written[/yellow] ({outcome.report_error}); results are "
+            f"safe — `w2s-ray report {outcome.study_dir}` retries it"
+        )
     if outcome.failures:
         for title, error in outcome.failures.items():
             err_console.print(f"[red]failed[/red] {title}: {error}")
@@ -144,6 +157,35 @@ def resume(
     spec = parse_spec(data, f"{study_dir}/study.yaml")
     _check_names(spec, f"{study_dir}/study.yaml")
     _run_and_report(spec, study_dir, address, num_cpus)
+
+
+@app.command()
+def report(
+    study_dir: Annotated[
+        str, typer.Argument(help="a study directory or URI, e.g. runs/quickstart")
+    ],
+    extrapolate: Annotated[
+        list[float] | None,
+        typer.Option(help="also predict each fit at this compute in FLOPs, e.g. 1e24 (repeatable)"),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="method the others are compared with (default: xent)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the resampling behind the intervals")] = 0,
+) -> None:
+    """Write report.html, report.md, figures/ and analysis/ tables; works while a study runs."""
+    from w2s_ray.study.reporting import ReportOptions, write_report
+    from w2s_ray.study.store import StudyStore
+
+    for compute in extrapolate or []:
+        if not compute > 0:
+            raise UserError(f"--extrapolate {compute}: give a positive compute in FLOPs, e.g. 1e24")
+    store = StudyStore(study_dir)
+    options = ReportOptions(tuple(extrapolate or ()), reference, seed)
+    written = write_report(store, options)
+    where = store.root if store.is_local else store.location
+    figures = sum(path.startswith("figures/") for path in written)
+    console.print(f"report: {where}/report.html, {where}/report.md ({figures} figure files)")
 
 
 @app.command()

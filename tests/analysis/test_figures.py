@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from matplotlib.colors import to_rgba
@@ -15,10 +16,15 @@ from analysis.figures import (
     CEILING_GID,
     REFERENCE_GID,
     plot_accuracy_vs_compute,
+    plot_baselines,
+    plot_method_comparison,
+    plot_pgr_heatmap,
     plot_pgr_vs_compute,
     write_figures,
 )
+from analysis.intervals import pgr_intervals
 from analysis.pgr import compute_pgr
+from analysis.stats import t_interval
 
 TRUTH = {
     0: {"small": 0.60, "medium": 0.70, "large": 0.80},
@@ -146,19 +152,112 @@ def test_pgr_figure_matches_the_pgr_table(results, rows):
     assert list(small.get_ydata()) == pytest.approx(expected)
 
 
-def test_write_figures_writes_every_dataset_and_method_and_no_temp_files(results, tmp_path):
+def test_write_figures_writes_every_figure_in_png_and_svg_and_no_temp_files(results, tmp_path):
     out_dir = tmp_path / "figures"
     paths = write_figures(results, compute_pgr(results), out_dir)
-    expected = {
-        f"{kind}_vs_compute_toy_{method}.png"
-        for kind in ("accuracy", "pgr")
+    stems = {
+        f"{kind}_toy_{method}"
+        for kind in ("accuracy_vs_compute", "pgr_vs_compute", "pgr_heatmap")
         for method in ("xent", "logconf")
-    }
+    } | {"method_comparison_toy"}  # two methods: compared; no baselines: no baseline figure
+    expected = {f"{stem}.{fmt}" for stem in stems for fmt in ("png", "svg")}
     assert {p.name for p in paths} == expected
     assert all(p.parent == out_dir for p in paths)
     assert {p.name for p in out_dir.iterdir()} == expected  # nothing else, hidden temps included
     for path in paths:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        head = path.read_bytes()[:64]
+        assert (
+            head.startswith(b"\x89PNG\r\n\x1a\n")
+            if path.suffix == ".png"
+            else b"<svg" in head or b"<?xml" in head
+        )
+
+
+def test_pgr_band_is_the_seed_interval(results):
+    pgr = compute_pgr(results)
+    fig = plot_pgr_vs_compute(pgr, "toy", "xent")
+    (band,) = [c for c in fig.axes[0].collections if c.get_gid() == "band:small"]
+    per_seed = [
+        [
+            (acc - TRUTH[s]["small"]) / (TRUTH[s][strong] - TRUTH[s]["small"])
+            for s, acc in enumerate(STUDENT["small", strong, "xent"])
+        ]
+        for strong in ("medium", "large")
+    ]
+    ys = band.get_paths()[0].vertices[:, 1]
+    for values in per_seed:
+        low, high = t_interval(np.array(values))
+        assert min(abs(ys - low)) < 1e-9 and min(abs(ys - high)) < 1e-9
+    # medium supervises one strong model: a single point gets bars, not a band
+    assert not [c for c in fig.axes[0].collections if c.get_gid() == "band:medium"]
+
+
+def test_heatmap_cells_carry_pgr_and_grey_out_undefined_pairs(results):
+    pgr = compute_pgr(results).with_columns(
+        pl.when(pl.col("weak_model") == "medium").then(None).otherwise(pl.col("pgr")).alias("pgr")
+    )
+    intervals = pgr_intervals(pgr)
+    fig = plot_pgr_heatmap(intervals, "toy", "logconf")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["small", "medium"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["medium", "large"]
+    cells = {t.get_gid(): t.get_text() for t in ax.texts}
+    expected = intervals.filter(
+        (pl.col("method") == "logconf")
+        & (pl.col("weak_model") == "small")
+        & (pl.col("strong_model") == "large")
+    ).row(0, named=True)
+    assert cells["cell:0,1"].startswith(f"{expected['pgr']:+.2f}\n[{expected['pgr_low']:+.2f}")
+    assert cells["cell:1,1"] == "undefined"
+    assert "cell:1,0" not in cells  # medium → medium is not a pair
+    assert [p.get_gid() for p in ax.patches] == ["undefined"]
+    assert fig.axes[1].get_ylabel().startswith("PGR")  # the colour bar says what colour means
+
+
+def test_method_comparison_has_a_series_per_method_at_its_pgr(results):
+    intervals = pgr_intervals(compute_pgr(results))
+    fig = plot_method_comparison(intervals, "toy")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["small → medium", "small → large", "medium → large"]
+    for method in ("xent", "logconf"):
+        (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == f"method:{method}"]
+        expected = intervals.filter(pl.col("method") == method).sort(
+            "weak_effective_compute", "strong_effective_compute"
+        )["pgr"]
+        assert sorted(line.get_xdata()) == pytest.approx(sorted(expected.to_list()))
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"xent", "logconf"}
+
+
+def test_baselines_figure_puts_prompting_beside_fine_tuning(results, rows):
+    prompts = [
+        {
+            **rows.truth("large", 0.65),
+            "stage": "baseline",
+            "method": "zeroshot",
+            "seed": None,
+            "job_id": "zs",
+        },
+        *[
+            {
+                **rows.truth("large", acc, seed=s),
+                "stage": "baseline",
+                "method": "fewshot_weak_k8",
+                "weak_model": "small",
+                "job_id": f"fw{s}",
+            }
+            for s, acc in enumerate((0.7, 0.72))
+        ],
+    ]
+    with_prompts = pl.concat([results, rows.table(prompts)])
+    fig = plot_baselines(with_prompts, compute_pgr(with_prompts), "toy", "xent")
+    lines = {ln.get_gid(): ln for ln in fig.axes[0].get_lines()}
+    assert list(lines["prompt:zeroshot:None"].get_ydata()) == pytest.approx([0.65])
+    assert list(lines["prompt:fewshot_weak_k8:small"].get_ydata()) == pytest.approx([0.71])
+    assert lines["prompt:fewshot_weak_k8:small"].get_color() == lines["student:small"].get_color()
+    assert list(lines[CEILING_GID].get_ydata())[-1] == pytest.approx(0.83)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "8-shot prompt, small's labels" in legend and "zero-shot prompt" in legend
 
 
 def test_write_figures_makes_names_file_safe(results, tmp_path):
@@ -180,7 +279,7 @@ def test_a_failed_save_leaves_neither_the_figure_nor_a_temp_file(results, tmp_pa
 
 def test_analysis_imports_neither_ray_nor_torch():
     code = (
-        "import sys, analysis, analysis.pgr, analysis.figures; "
+        "import sys, analysis, analysis.pgr, analysis.figures, analysis.report, analysis.render; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'ray', 'torch'}))"
     )
     out = subprocess.run(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from analysis.pgr import PGR_SCHEMA, compute_pgr, summarize_pgr, undefined_pgr_rows
+from analysis.intervals import pgr_intervals
+from analysis.pgr import PGR_SCHEMA, compute_pgr, undefined_pgr_rows
 
 
 def _one(pgr: pl.DataFrame) -> dict:
@@ -166,25 +167,23 @@ def test_seeds_and_methods_are_matched_and_aggregated(rows):
     assert value("small", "medium", "logconf", 1) is None  # ceiling 0.7 == weak 0.7
     assert value("medium", "large", "logconf", 1) == pytest.approx((0.8 - 0.7) / (0.9 - 0.7))
 
-    summary = summarize_pgr(pgr)
+    summary = pgr_intervals(pgr)
     assert summary.height == 3 * 2
     row = _pair(summary, "small", "large", "xent")
     assert (row["n_seeds"], row["n_defined"]) == (2, 2)
-    assert row["pgr_mean"] == pytest.approx((0.5 + 0.0) / 2)
-    assert row["pgr_median"] == pytest.approx(0.25)
-    assert row["weak_accuracy_mean"] == pytest.approx(0.65)
-    assert row["ceiling_accuracy_mean"] == pytest.approx(0.85)
-    assert row["student_accuracy_mean"] == pytest.approx(0.7)
+    assert row["pgr"] == pytest.approx((0.5 + 0.0) / 2)
+    assert row["weak_accuracy"] == pytest.approx(0.65)
+    assert row["ceiling_accuracy"] == pytest.approx(0.85)
+    assert row["student_accuracy"] == pytest.approx(0.7)
     assert (row["weak_effective_compute"], row["strong_effective_compute"]) == (1e15, 1e17)
     # the undefined seed is left out of the mean, not counted as zero
     partial = _pair(summary, "small", "medium", "logconf")
     assert (partial["n_seeds"], partial["n_defined"]) == (2, 1)
-    assert partial["pgr_mean"] == pytest.approx(1.5)
-    assert partial["pgr_median"] == pytest.approx(1.5)
+    assert partial["pgr"] == pytest.approx(1.5) and partial["pgr_low"] is None
 
 
 def test_summary_is_sorted_by_weak_then_strong_compute_then_method(rows):
-    summary = summarize_pgr(compute_pgr(_ladder(rows)))
+    summary = pgr_intervals(compute_pgr(_ladder(rows)))
     assert summary.select("weak_model", "strong_model", "method").rows() == [
         ("small", "medium", "logconf"),
         ("small", "medium", "xent"),
@@ -199,26 +198,21 @@ def test_all_undefined_pair_has_null_mean(rows):
     results = rows.table(
         [rows.truth("small", 0.6), rows.truth("large", 0.6), rows.student("small", "large", 0.7)]
     )
-    row = summarize_pgr(compute_pgr(results)).row(0, named=True)
-    assert (row["n_seeds"], row["n_defined"], row["pgr_mean"], row["pgr_median"]) == (
-        1,
-        0,
-        None,
-        None,
-    )
+    row = pgr_intervals(compute_pgr(results)).row(0, named=True)
+    assert (row["n_seeds"], row["n_defined"], row["pgr"], row["pgr_low"]) == (1, 0, None, None)
 
 
 def test_output_order_does_not_depend_on_input_order(rows):
     results = _ladder(rows)
     shuffled = results.sample(fraction=1.0, shuffle=True, seed=3)
     assert compute_pgr(shuffled).equals(compute_pgr(results))
-    assert summarize_pgr(compute_pgr(shuffled)).equals(summarize_pgr(compute_pgr(results)))
+    assert pgr_intervals(compute_pgr(shuffled)).equals(pgr_intervals(compute_pgr(results)))
 
 
 def test_empty_results_give_empty_tables_with_the_columns(rows):
     pgr = compute_pgr(rows.table([]))
     assert pgr.height == 0 and pgr.schema == pl.Schema(PGR_SCHEMA)
-    assert summarize_pgr(pgr).height == 0
+    assert pgr_intervals(pgr).height == 0
     assert "reason" in undefined_pgr_rows(pgr).columns
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +49,7 @@ class StudyOutcome:
     results: pl.DataFrame
     pgr: pl.DataFrame
     failures: dict[str, str]
+    report_error: str | None = None  # the report failed; results and tables are safe
 
 
 def prepare(study: Study, console: Console) -> None:
@@ -186,8 +186,7 @@ def finish(
     pgr = compute_pgr(results)
     _write_parquet(store, "results.parquet", results)
     _write_parquet(store, "pgr.parquet", pgr)
-    if len(pgr):
-        _write_figures(store, results, pgr)
+    report_error = _write_report(store, results)
     failures = {}
     for jobs in stages.values():
         for job in jobs:
@@ -195,7 +194,7 @@ def finish(
                 error = store.read_error(job.job_id)
                 failures[job.title] = (error or "not run: an upstream job failed").splitlines()[0]
     where = store.root if store.is_local else store.location
-    return StudyOutcome(where, results, pgr, failures)
+    return StudyOutcome(where, results, pgr, failures, report_error)
 
 
 def _write_parquet(store: StudyStore, rel: str, frame: pl.DataFrame) -> None:
@@ -204,12 +203,13 @@ def _write_parquet(store: StudyStore, rel: str, frame: pl.DataFrame) -> None:
     store.write_bytes(rel, buffer.getvalue())
 
 
-def _write_figures(store: StudyStore, results: pl.DataFrame, pgr: pl.DataFrame) -> None:
-    from analysis.figures import write_figures
+def _write_report(store: StudyStore, results: pl.DataFrame) -> str | None:
+    """The report is derived from files already written: if it fails, nothing computed is
+    lost, and `w2s-ray report DIR` rebuilds it once the cause is fixed."""
+    from w2s_ray.study.reporting import write_report
 
-    if store.is_local:
-        write_figures(results, pgr, store.root / "figures")
-        return
-    with tempfile.TemporaryDirectory(prefix="w2s-figures-") as folder:
-        for path in write_figures(results, pgr, Path(folder)):
-            store.write_bytes(f"figures/{path.name}", path.read_bytes())
+    try:
+        write_report(store, results=results, running=False)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

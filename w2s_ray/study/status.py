@@ -50,7 +50,7 @@ class StudyStatus:
         return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
 
 
-def _job_state(
+def job_state(
     store: StudyStore, job_id: str, result: dict[str, object] | None, driver_alive: bool
 ) -> tuple[str, bool]:
     """(state, interrupted) of one job, from its files (`result`: its result, read once)."""
@@ -101,7 +101,7 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
         seconds = []
         for job in jobs:
             result = store.read_result(job["job_id"])
-            state, interrupted = _job_state(store, job["job_id"], result, alive)
+            state, interrupted = job_state(store, job["job_id"], result, alive)
             status.counts[state] += 1
             status.interrupted += interrupted
             if result is not None and isinstance(result.get("wall_seconds"), (int, float)):

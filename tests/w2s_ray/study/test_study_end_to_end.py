@@ -72,6 +72,12 @@ def test_probe_study_writes_the_output_contract_and_resumes(
         expected = (s - w) / (c - w) if c > w else None
         assert row["pgr"] == (pytest.approx(expected) if expected is not None else None)
     assert sorted(p.name for p in (study_dir / "figures").glob("*.png"))
+    assert outcome.report_error is None  # the run wrote its report from the same files
+    report = (study_dir / "report.md").read_text()
+    assert "— finished:" in report and "## Methods compared" in report
+    assert (study_dir / "report.html").read_text().count("data:image/png;base64,") == len(
+        list((study_dir / "figures").glob("*.png"))
+    )
 
     # every job's result.json names its job; running again recomputes nothing
     job_ids = [j.job_id for js in plan_jobs(resolve(spec)).values() for j in js]
