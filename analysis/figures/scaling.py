@@ -52,6 +52,10 @@ def draw_series(ax: Axes, stats: pl.DataFrame, colour: str, label: str, gid: str
     """A mean line with CI bars; bars are a collection so `ax.lines` stays one per series."""
     x, mean = stats["compute"].to_list(), stats["mean"].to_list()
     ax.plot(x, mean, color=colour, marker="o", label=label, gid=gid)
+    _draw_bars(ax, stats, colour)
+
+
+def _draw_bars(ax: Axes, stats: pl.DataFrame, colour: str) -> None:
     with_ci = stats.filter(pl.col("low").is_not_null())
     if with_ci.height:
         centre = with_ci["mean"].to_numpy()
@@ -91,6 +95,7 @@ def plot_accuracy_vs_compute(
         label="ground-truth ceiling",
         gid=CEILING_GID,
     )
+    _draw_bars(ax, truth, "black")
     truth_by_model = {row["model"]: row for row in truth.iter_rows(named=True)}
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     order, compute, colours = _ordered_weak(students)
