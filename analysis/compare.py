@@ -41,7 +41,9 @@ def compare_methods(
         raise ValueError(
             f"reference method {reference!r} is not in the results; the methods are {methods}"
         )
-    rows = []
+    rows: list[dict[str, object]] = []
+    if reference is None:  # nothing finished yet
+        return pl.DataFrame(rows, schema=_COMPARE_SCHEMA)
     base = pgr.filter(pl.col("method") == reference)
     for offset, method in enumerate(m for m in methods if m != reference):
         paired = pgr.filter(pl.col("method") == method).join(

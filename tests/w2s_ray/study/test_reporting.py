@@ -131,3 +131,15 @@ def test_report_errors_name_the_problem_and_the_fix(tmp_path):
     assert out.returncode == 2
     assert "'bootstrap' is not in the results" in out.stderr and "xent" in out.stderr
     assert not (tmp_path / "report.md").exists()
+
+
+def test_report_before_any_job_finished_lists_the_plan(tmp_path):
+    store = StudyStore(tmp_path)
+    store.write_plan(
+        {"study": "fresh", "stages": {"ground_truth": [{"job_id": "a", "title": "gt a"}]}}
+    )
+    out = _invoke("report", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    text = (tmp_path / "report.md").read_text()
+    assert "0 evaluated jobs with results, 1 planned jobs without" in text
+    assert "- ground_truth: gt a — pending" in text
