@@ -103,6 +103,9 @@ def train(rank: int, world: int, out: Path, stop_after: int | None) -> None:
         weights = None
     finally:
         if world > 1:
+            # both ranks stop at the same epoch; without the barrier one may tear gloo down
+            # while the other still finishes its last gather, and that rank aborts
+            dist.barrier()
             dist.destroy_process_group()
     if rank == 0 and weights is not None:
         torch.save(weights, out / "weights.pt")
