@@ -26,11 +26,11 @@ def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
         "name": "killed",
         "datasets": [{"name": "toy", "path": str(dataset)}],
         "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in models.items()],
-        "seeds": [0, 1],
+        "seeds": [0],  # one seed: two kills and a resume still cross every stage
         "mode": "finetune",
         "methods": ["xent"],
         "data": {"n_train": 160, "n_test": 60},
-        "train": {"epochs": 40, "lr": 1e-3, "batch_size": 4, "max_length": 16},
+        "train": {"epochs": 20, "lr": 1e-3, "batch_size": 4, "max_length": 16},
     }
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(spec))

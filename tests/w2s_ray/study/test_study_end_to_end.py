@@ -42,8 +42,8 @@ def _quiet() -> Console:
     return Console(file=io.StringIO())
 
 
-def test_probe_study_writes_the_output_contract_and_resumes(
-    ray_session, tiny_models, toy_dataset, tmp_path
+def test_probe_study_writes_the_output_contract_resumes_and_is_deterministic(
+    ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch
 ):
     spec = parse_spec(_spec(tiny_models, toy_dataset, "probe", "tiny-probe"))
     study_dir = tmp_path / "study"
@@ -93,19 +93,13 @@ def test_probe_study_writes_the_output_contract_and_resumes(
         assert (path.stat().st_mtime_ns, path.read_bytes()) == stamp
     assert again.results.equals(outcome.results)
 
-
-def test_probe_study_is_deterministic(ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch):
-    spec = parse_spec(_spec(tiny_models, toy_dataset, "probe", "tiny-probe"))
-    first = run_study(spec, tmp_path / "a", console=_quiet()).results
-    # a relative study dir (the CLI's default, runs/NAME) must land here, not in Tune's
-    # per-trial working directories
+    # a fresh run elsewhere gives the same numbers; a relative study dir (the CLI's default,
+    # runs/NAME) lands under the working directory, not in Tune's per-trial directories
     monkeypatch.chdir(tmp_path)
-    outcome = run_study(spec, Path("b"), console=_quiet())
-    assert outcome.failures == {}
-    assert outcome.study_dir == tmp_path / "b"
-    second = outcome.results
+    fresh = run_study(spec, Path("b"), console=_quiet())
+    assert fresh.failures == {} and fresh.study_dir == tmp_path / "b"
     metrics = ["job_id", "test_accuracy", "test_auroc", "agreement_with_weak"]
-    assert first.select(metrics).equals(second.select(metrics))
+    assert fresh.results.select(metrics).equals(outcome.results.select(metrics))
 
 
 def test_finetune_study_trains_the_whole_model(ray_session, tiny_models, toy_dataset, tmp_path):
