@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from analysis.figures.style import new_figure
 
@@ -61,7 +62,5 @@ def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figu
     return fig
 
 
-def _undefined_patch(x: float, y: float):
-    from matplotlib.patches import Rectangle
-
+def _undefined_patch(x: float, y: float) -> Rectangle:
     return Rectangle((x - 0.5, y - 0.5), 1, 1, color=UNDEFINED_COLOUR, gid="undefined")
