@@ -14,6 +14,25 @@ WORDS_NEG = ["bad", "awful", "dull", "poor", "boring", "weak"]
 FILLER = ["the", "film", "plot", "actor", "scene", "story", "was", "a", "and", "it"]
 
 
+# Test files by measured duration, longest first: two xdist workers take whole files in
+# collection order, so starting the long ones first keeps one worker from finishing alone.
+LONGEST_FIRST = (
+    "test_resume_after_kill.py",
+    "test_distributed.py",
+    "test_study_end_to_end.py",
+    "test_quickstart_offline.py",
+    "test_baselines.py",
+    "test_fsdp_state.py",
+    "test_fault_retry.py",
+    "test_submit.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 @pytest.fixture(scope="session")
 def w2s_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An isolated cache, unless W2S_TEST_CACHE points at a warm one (offline assets)."""
