@@ -1,4 +1,4 @@
-"""Loss registry for training on (soft) labels: xent, logconf (the paper's), product.
+"""Loss registry for training on (soft) labels: xent, logconf (the paper's), product, gce.
 
 Every loss takes logits [B, 2], target probabilities [B, 2] and the training progress in
 [0, 1] (fraction of steps done), which schedules the auxiliary weights. `gather` brings in
@@ -118,6 +118,33 @@ class ProductLoss:
 
 
 @dataclass(frozen=True)
+class GceLoss:
+    """Generalized cross-entropy (Zhang & Sabuncu 2018): Σ_c t_c·(1 − p_c^q)/q.
+
+    Weak labels are noisy labels; GCE sits between cross-entropy (q → 0) and mean absolute
+    error (q = 1), so an example the student confidently contradicts pulls on it less than
+    under cross-entropy (its gradient carries a factor p_y^q). The authors use q = 0.7.
+    """
+
+    q: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.q <= 1.0:
+            raise UserError(f"loss 'gce': q must be in (0, 1], got {self.q} (0.7 is typical)")
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
+    ) -> torch.Tensor:
+        # 1 − p^q = −expm1(q·log p): exact for small q, where 1 − p^q would lose all digits
+        shortfall = -torch.expm1(self.q * F.log_softmax(logits.float(), dim=-1))
+        return (targets * shortfall / self.q).sum(-1).mean()
+
+
+@dataclass(frozen=True)
 class LossEntry:
     cls: type
     description: str
@@ -140,6 +167,15 @@ LOSSES.register(
         ProductLoss,
         "product of weak labels and student predictions",
         {"alpha": 1.0, "beta_max": 1.0, "warmup_frac": 0.2},
+    ),
+)
+
+LOSSES.register(
+    "gce",
+    LossEntry(
+        GceLoss,
+        "generalized cross-entropy, robust to noisy labels (q: 0 → xent, 1 → MAE)",
+        {"q": 0.7},
     ),
 )
 

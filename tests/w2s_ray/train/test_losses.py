@@ -3,6 +3,7 @@ import torch
 
 from w2s_ray.errors import UserError
 from w2s_ray.train.losses import (
+    GceLoss,
     LogConfLoss,
     ProductLoss,
     XentLoss,
@@ -105,3 +106,34 @@ def test_build_loss_rejects_unknown_names_and_options():
     with pytest.raises(UserError, match="aux_max"):
         build_loss("logconf", {"aux_maxx": 0.3})
     assert build_loss("logconf", {"aux_max": 0.75}).aux_max == 0.75
+
+
+def test_gce_by_hand_and_its_limits():
+    logits = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    targets = torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    probs = torch.softmax(logits, -1)
+    q = 0.7
+    by_hand = ((targets * (1 - probs**q) / q).sum(-1)).mean()
+    assert GceLoss(q)(logits, targets, 0.3).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    # q -> 0 is cross-entropy; q = 1 is the mean absolute error on the probabilities
+    xent = soft_cross_entropy(logits, targets).item()
+    assert GceLoss(1e-5)(logits, targets, 0.0).item() == pytest.approx(xent, rel=1e-3)
+    mae = (targets * (1 - probs)).sum(-1).mean().item()
+    assert GceLoss(1.0)(logits, targets, 0.0).item() == pytest.approx(mae, rel=1e-6)
+
+
+def test_gce_pulls_less_than_xent_on_a_confidently_contradicted_label():
+    """What makes it robust to noisy weak labels: the gradient is scaled by p_y^q."""
+
+    def grad_norm(loss) -> float:
+        logits = torch.tensor([[4.0, -4.0]], requires_grad=True)  # sure of class 0
+        loss(logits, torch.tensor([[0.0, 1.0]]), 0.5).backward()  # the label says 1
+        return logits.grad.norm().item()
+
+    assert grad_norm(GceLoss(0.7)) < 0.01 * grad_norm(XentLoss())
+
+
+def test_gce_rejects_q_outside_its_range():
+    with pytest.raises(UserError, match="q must be in"):
+        build_loss("gce", {"q": 0.0})
+    assert build_loss("gce").q == 0.7
