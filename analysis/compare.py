@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analysis.stats import LEVEL, N_DRAWS, bootstrap_mean_interval, sign_flip_pvalue
+from analysis.stats import LEVEL, N_DRAWS, bootstrap_mean_interval, keyed_rng, sign_flip_pvalue
 
 UNIT_KEYS = ("dataset", "seed", "weak_model", "strong_model")
 METRICS = ("pgr", "student_accuracy")
@@ -45,14 +45,14 @@ def compare_methods(
     if reference is None:  # nothing finished yet
         return pl.DataFrame(rows, schema=_COMPARE_SCHEMA)
     base = pgr.filter(pl.col("method") == reference)
-    for offset, method in enumerate(m for m in methods if m != reference):
+    for method in (m for m in methods if m != reference):
         paired = pgr.filter(pl.col("method") == method).join(
             base, on=list(UNIT_KEYS), suffix="_reference", nulls_equal=True
         )
         for metric in METRICS:
             diff = (pl.col(metric) - pl.col(f"{metric}_reference")).alias("diff")
             diffs = paired.select(diff).drop_nulls().drop_nans()["diff"].to_numpy()
-            rng = np.random.default_rng([seed, offset, METRICS.index(metric)])
+            rng = keyed_rng(seed, (method, reference, metric))
             rows.append(_row(method, reference, metric, diffs, len(paired), rng, level, n_draws))
     return pl.DataFrame(rows, schema=_COMPARE_SCHEMA)
 

@@ -7,22 +7,21 @@ a pair with one defined seed gets its value and no interval, never a zero-width 
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
-
 import numpy as np
 import polars as pl
 
 from analysis.pgr import PAIR_KEYS, undefined_pgr_rows
-from analysis.stats import LEVEL, N_DRAWS, percentile_interval, pooled_mean_draws, t_interval
+from analysis.stats import (
+    LEVEL,
+    N_DRAWS,
+    keyed_rng,
+    percentile_interval,
+    pooled_mean_draws,
+    t_interval,
+)
 
 AGGREGATE_KEYS = ("weak_model", "strong_model", "method")
 ONE_SEED = "one seed: no interval"
-
-
-def _rng(seed: int, key: Sequence[object]) -> np.random.Generator:
-    """A generator per pair, so a pair's interval does not depend on which others are present."""
-    return np.random.default_rng([seed, zlib.crc32("\x1f".join(map(str, key)).encode())])
 
 
 def _undefined_note(pgr: pl.DataFrame) -> dict[tuple, str]:
@@ -122,7 +121,7 @@ def aggregate_pgr(
         key = tuple(row[k] for k in AGGREGATE_KEYS)
         members = sorted(by_pair.get(key, []), key=lambda member: member[0])
         groups = [values for _, values in members]
-        draws = pooled_mean_draws(groups, _rng(seed, key), n_draws) if groups else None
+        draws = pooled_mean_draws(groups, keyed_rng(seed, key), n_draws) if groups else None
         low = high = None
         if draws is not None:
             low, high = percentile_interval(np.median(draws, axis=0), level)

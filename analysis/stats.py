@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,11 @@ LEVEL = 0.95
 N_DRAWS = 4000
 MAX_EXACT_FLIPS = 16  # 2^16 sign patterns: exact test; beyond that, Monte Carlo
 N_RANDOM_FLIPS = 20_000
+
+
+def keyed_rng(seed: int, key: Sequence[object]) -> np.random.Generator:
+    """A generator per row of a table, so one row's interval does not depend on the others."""
+    return np.random.default_rng([seed, zlib.crc32("\x1f".join(map(str, key)).encode())])
 
 
 def pooled_mean_draws(

@@ -145,3 +145,11 @@ def test_method_comparison_reference_must_exist_and_one_unit_gets_no_test():
     row = compare_methods(pgr, "logconf").row(0, named=True)
     assert row["method"] == "xent" and row["p_value"] is None
     assert row["note"] == "one shared run: no interval or test"
+
+
+def test_a_comparison_does_not_change_when_another_method_joins():
+    base = _pair_rows("xent", [0.5, 0.4, 0.6, 0.55]) + _pair_rows("logconf", [0.7, 0.6, 0.9, 0.5])
+    more = base + _pair_rows("gce", [0.6, 0.5, 0.7, 0.6])
+    alone = compare_methods(pl.DataFrame(base, schema=PGR_SCHEMA))
+    joined = compare_methods(pl.DataFrame(more, schema=PGR_SCHEMA))
+    assert alone.equals(joined.filter(pl.col("method") == "logconf"))
