@@ -7,9 +7,8 @@ import re
 import polars as pl
 from matplotlib.figure import Figure
 
-from analysis.figures.scaling import seed_stats, weak_compute
+from analysis.figures.scaling import draw_ceiling, per_strong, seed_stats, weak_compute
 from analysis.figures.style import (
-    CEILING_GID,
     MODEL_COMPUTE_LABEL,
     finish_log_axes,
     new_figure,
@@ -32,33 +31,14 @@ def plot_baselines(
     zero-shot, few-shot with true labels, and few-shot with each weak supervisor's labels."""
     fig, ax = new_figure(7.5, 5.0)
     rows = results.filter(pl.col("dataset") == dataset)
-    truth = seed_stats(
-        rows.filter(pl.col("stage") == "ground_truth"),
-        ["model"],
-        "test_accuracy",
-        "effective_compute",
-    )
-    ax.plot(
-        truth["compute"].to_list(),
-        truth["mean"].to_list(),
-        color="black",
-        linestyle="--",
-        marker=".",
-        label="fine-tuned on ground truth (ceiling)",
-        gid=CEILING_GID,
-    )
+    draw_ceiling(ax, results, dataset, "fine-tuned on ground truth (ceiling)")
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == student_method))
     prompted = rows.filter(pl.col("stage") == "baseline")
     weak_of_prompts = prompted.filter(pl.col("weak_model").is_not_null())
     compute = {**weak_compute(weak_of_prompts), **weak_compute(students)}
     colours = weak_colours(compute)
     for weak in sorted(compute, key=lambda name: (compute[name], name)):
-        stats = seed_stats(
-            students.filter(pl.col("weak_model") == weak),
-            ["strong_model"],
-            "student_accuracy",
-            "strong_effective_compute",
-        )
+        stats = per_strong(students, weak, "student_accuracy")
         if stats.height:
             ax.plot(
                 stats["compute"].to_list(),

@@ -71,6 +71,24 @@ def _draw_bars(ax: Axes, stats: pl.DataFrame, colour: str) -> None:
         )
 
 
+def draw_ceiling(ax: Axes, results: pl.DataFrame, dataset: str, label: str) -> pl.DataFrame:
+    """The ground-truth runs' mean accuracy per model as a dashed black line with CI bars."""
+    truth_rows = results.filter(
+        (pl.col("stage") == "ground_truth") & (pl.col("dataset") == dataset)
+    )
+    truth = seed_stats(truth_rows, ["model"], "test_accuracy", "effective_compute")
+    x, y = truth["compute"].to_list(), truth["mean"].to_list()
+    ax.plot(x, y, color="black", linestyle="--", marker=".", label=label, gid=CEILING_GID)
+    _draw_bars(ax, truth, "black")
+    return truth
+
+
+def per_strong(students: pl.DataFrame, weak: str, value: str) -> pl.DataFrame:
+    """`value` over seeds per strong student of one weak supervisor, by strong compute."""
+    chosen = students.filter(pl.col("weak_model") == weak)
+    return seed_stats(chosen, ["strong_model"], value, "strong_effective_compute")
+
+
 def _ordered_weak(students: pl.DataFrame) -> tuple[list[str], dict[str, float], dict[str, str]]:
     compute = weak_compute(students)
     order = sorted(compute, key=lambda name: (compute[name], name))
@@ -82,30 +100,12 @@ def plot_accuracy_vs_compute(
 ) -> Figure:
     """Students per weak supervisor against the ground-truth ceiling (Burns et al. Fig. 3)."""
     fig, ax = new_figure()
-    truth_rows = results.filter(
-        (pl.col("stage") == "ground_truth") & (pl.col("dataset") == dataset)
-    )
-    truth = seed_stats(truth_rows, ["model"], "test_accuracy", "effective_compute")
-    ax.plot(
-        truth["compute"].to_list(),
-        truth["mean"].to_list(),
-        color="black",
-        linestyle="--",
-        marker=".",
-        label="ground-truth ceiling",
-        gid=CEILING_GID,
-    )
-    _draw_bars(ax, truth, "black")
+    truth = draw_ceiling(ax, results, dataset, "ground-truth ceiling")
     truth_by_model = {row["model"]: row for row in truth.iter_rows(named=True)}
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     order, compute, colours = _ordered_weak(students)
     for weak in order:
-        stats = seed_stats(
-            students.filter(pl.col("weak_model") == weak),
-            ["strong_model"],
-            "student_accuracy",
-            "strong_effective_compute",
-        )
+        stats = per_strong(students, weak, "student_accuracy")
         label = f"weak supervisor: {weak} ({compute[weak]:.1e} FLOPs)"
         draw_series(ax, stats, colours[weak], label, f"weak:{weak}")
         own = truth_by_model.get(weak)
@@ -140,12 +140,7 @@ def plot_pgr_vs_compute(pgr: pl.DataFrame, dataset: str, method: str) -> Figure:
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     order, compute, colours = _ordered_weak(students)
     for weak in order:
-        stats = seed_stats(
-            students.filter(pl.col("weak_model") == weak),
-            ["strong_model"],
-            "pgr",
-            "strong_effective_compute",
-        )
+        stats = per_strong(students, weak, "pgr")
         suffix = "" if stats.height else ", PGR undefined"
         label = f"weak supervisor: {weak} ({compute[weak]:.1e} FLOPs{suffix})"
         draw_series(ax, stats, colours[weak], label, f"weak:{weak}")
