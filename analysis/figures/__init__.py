@@ -17,13 +17,21 @@ from analysis.figures.baselines import plot_baselines
 from analysis.figures.heatmap import plot_pgr_heatmap
 from analysis.figures.methods import plot_method_comparison
 from analysis.figures.scaling import plot_accuracy_vs_compute, plot_pgr_vs_compute
-from analysis.figures.style import CEILING_GID, FORMATS, REFERENCE_GID, save_atomically, slug
+from analysis.figures.style import (
+    CEILING_GID,
+    FORMATS,
+    REFERENCE_GID,
+    figure_bytes,
+    slug,
+    write_atomically,
+)
 from analysis.intervals import pgr_intervals
 
 __all__ = [
     "CEILING_GID",
     "REFERENCE_GID",
     "build_figures",
+    "figure_files",
     "plot_accuracy_vs_compute",
     "plot_baselines",
     "plot_method_comparison",
@@ -71,16 +79,26 @@ def build_figures(results: pl.DataFrame, pgr: pl.DataFrame) -> dict[str, tuple[F
     return figures
 
 
+def figure_files(
+    results: pl.DataFrame, pgr: pl.DataFrame, formats: tuple[str, ...] = FORMATS
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Every figure rendered once per format: file name → bytes, and stem → caption."""
+    files: dict[str, bytes] = {}
+    captions: dict[str, str] = {}
+    for stem, (fig, caption) in build_figures(results, pgr).items():
+        captions[stem] = caption
+        for fmt in formats:
+            files[f"{stem}.{fmt}"] = figure_bytes(fig, fmt)
+    return files, captions
+
+
 def write_figures(
     results: pl.DataFrame, pgr: pl.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS
 ) -> list[Path]:
     """Each figure in each format, written atomically; returns the written paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, (fig, _) in build_figures(results, pgr).items():
-        for fmt in formats:
-            path = out_dir / f"{stem}.{fmt}"
-            save_atomically(fig, path)
-            paths.append(path)
-    return paths
+    files, _ = figure_files(results, pgr, formats)
+    for name, data in files.items():
+        write_atomically(out_dir / name, data)
+    return [out_dir / name for name in files]

@@ -5,6 +5,7 @@ Figures are `matplotlib.figure.Figure` objects (no pyplot), so no GUI backend or
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -60,12 +61,18 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "unnamed"
 
 
-def save_atomically(fig: Figure, path: Path) -> None:
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=DPI)
+    return buffer.getvalue()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
     """Write beside the target then rename, so a reader never sees a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=path.suffix.lstrip("."), dpi=DPI)
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

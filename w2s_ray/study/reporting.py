@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
-from matplotlib.figure import Figure
 
+from analysis.report import MissingJob
 from w2s_ray.errors import UserError
 from w2s_ray.study.heartbeat import is_alive
 from w2s_ray.study.status import job_state
-from w2s_ray.study.store import StudyStore
+from w2s_ray.study.store import StudyStore, results_frame
 
 FIGURE_DIR = "figures"
 TABLE_DIR = "analysis"
@@ -29,26 +30,27 @@ class ReportOptions:
     seed: int = 0
 
 
-def _planned_jobs(store: StudyStore, where: str) -> list[dict[str, object]]:
-    """The plan's jobs; a study from before plans were written reports from its table alone."""
+def _read_plan(store: StudyStore) -> dict[str, Any] | None:
+    """The plan; None for a study from before plans were written (reported from its table)."""
     plan = store.read_plan()
-    if plan is None and store.exists("results.parquet"):
-        return []
-    if plan is None:
+    if plan is None and not store.exists("results.parquet"):
         raise UserError(
-            f"'{where}' has no plan.json, so there is nothing to report yet — pass the "
-            "directory `w2s-ray run` wrote (e.g. runs/NAME), or run the study first"
+            f"'{store.location}' has no plan.json, so there is nothing to report yet — pass "
+            "the directory `w2s-ray run` wrote (e.g. runs/NAME), or run the study first"
         )
-    return [{**job, "stage": stage} for stage, jobs in plan["stages"].items() for job in jobs]
+    return plan
 
 
-def _missing(store: StudyStore, jobs: list[dict[str, object]], alive: bool) -> list:
-    from analysis.report import MissingJob
-
+def _missing(
+    store: StudyStore,
+    jobs: list[dict[str, Any]],
+    found: dict[str, dict[str, Any] | None],
+    alive: bool,
+) -> list[MissingJob]:
     missing = []
     for job in jobs:
         job_id = str(job["job_id"])
-        if store.read_result(job_id) is not None:
+        if found[job_id] is not None:
             continue
         state, _ = job_state(store, job_id, None, alive)
         error = ""
@@ -59,46 +61,37 @@ def _missing(store: StudyStore, jobs: list[dict[str, object]], alive: bool) -> l
     return missing
 
 
-def _figure_bytes(fig: Figure, fmt: str) -> bytes:
-    from analysis.figures.style import DPI
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=DPI)
-    return buffer.getvalue()
-
-
-def _parquet_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    return buffer.getvalue()
-
-
 def write_report(
-    store: StudyStore,
-    options: ReportOptions = ReportOptions(),
-    *,
-    results: pl.DataFrame | None = None,
-    running: bool | None = None,
+    store: StudyStore, options: ReportOptions = ReportOptions(), *, running: bool | None = None
 ) -> list[str]:
-    """Build and write the report; returns the written paths relative to the study."""
-    from analysis.figures import build_figures
+    """Build and write the report; returns the written paths relative to the study.
+
+    Each job's result is read once, for the table and for the list of what is missing.
+    """
+    from analysis.figures import figure_files
     from analysis.render import frames, to_html, to_markdown
     from analysis.report import build_report
 
-    where = str(store.location)
-    jobs = _planned_jobs(store, where)
+    plan = _read_plan(store)
     if running is None:
         running = is_alive(store.read_driver())
-    plan = store.read_plan() or {}
-    if results is None and not plan:
+    if plan is None:
+        jobs: list[dict[str, Any]] = []
+        found: dict[str, dict[str, Any] | None] = {}
         results = pl.read_parquet(io.BytesIO(store.read_bytes("results.parquet") or b""))
-    elif results is None:
-        results = store.results_table([str(job["job_id"]) for job in jobs])
+        name = store.location.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        jobs = [
+            {**job, "stage": stage} for stage, staged in plan["stages"].items() for job in staged
+        ]
+        found = {str(job["job_id"]): store.read_result(str(job["job_id"])) for job in jobs}
+        results = results_frame(found.values())
+        name = str(plan.get("study", "study"))
     try:
         report = build_report(
-            str(plan.get("study", store.location.rstrip("/").rsplit("/", 1)[-1])),
+            name,
             results,
-            missing=_missing(store, jobs, running),
+            missing=_missing(store, jobs, found, running),
             running=running,
             jobs_planned=len(jobs),
             extrapolate_to=list(options.extrapolate_to),
@@ -106,19 +99,15 @@ def write_report(
             seed=options.seed,
         )
     except ValueError as exc:  # e.g. a reference method the study does not have
-        raise UserError(f"report for '{where}': {exc}") from None
-    written: list[str] = []
-    figures = build_figures(results, report.pgr) if report.pgr.height else {}
-    pngs = {}
-    for stem, (fig, _) in figures.items():
-        pngs[stem] = _figure_bytes(fig, "png")
-        for fmt, data in (("png", pngs[stem]), ("svg", _figure_bytes(fig, "svg"))):
-            store.write_bytes(f"{FIGURE_DIR}/{stem}.{fmt}", data)
-            written.append(f"{FIGURE_DIR}/{stem}.{fmt}")
-    captions = {stem: caption for stem, (_, caption) in figures.items()}
+        raise UserError(f"report for '{store.location}': {exc}") from None
+    files, captions = figure_files(results, report.pgr) if report.pgr.height else ({}, {})
+    for file_name, data in files.items():
+        store.write_bytes(f"{FIGURE_DIR}/{file_name}", data)
     for stem, frame in frames(report).items():
-        store.write_bytes(f"{TABLE_DIR}/{stem}.parquet", _parquet_bytes(frame))
-        written.append(f"{TABLE_DIR}/{stem}.parquet")
+        store.write_parquet(f"{TABLE_DIR}/{stem}.parquet", frame)
+    pngs = {stem: files[f"{stem}.png"] for stem in captions}
     store.write_bytes("report.md", to_markdown(report, captions, FIGURE_DIR).encode())
     store.write_bytes("report.html", to_html(report, captions, pngs).encode())
+    written = [f"{FIGURE_DIR}/{n}" for n in files]
+    written += [f"{TABLE_DIR}/{stem}.parquet" for stem in frames(report)]
     return [*written, "report.md", "report.html"]

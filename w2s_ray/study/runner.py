@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,9 +183,9 @@ def finish(
     all_ids = [j.job_id for jobs in stages.values() for j in jobs]
     results = store.results_table(all_ids)
     pgr = compute_pgr(results)
-    _write_parquet(store, "results.parquet", results)
-    _write_parquet(store, "pgr.parquet", pgr)
-    report_error = _write_report(store, results)
+    store.write_parquet("results.parquet", results)
+    store.write_parquet("pgr.parquet", pgr)
+    report_error = _write_report(store)
     failures = {}
     for jobs in stages.values():
         for job in jobs:
@@ -197,19 +196,13 @@ def finish(
     return StudyOutcome(where, results, pgr, failures, report_error)
 
 
-def _write_parquet(store: StudyStore, rel: str, frame: pl.DataFrame) -> None:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    store.write_bytes(rel, buffer.getvalue())
-
-
-def _write_report(store: StudyStore, results: pl.DataFrame) -> str | None:
+def _write_report(store: StudyStore) -> str | None:
     """The report is derived from files already written: if it fails, nothing computed is
     lost, and `w2s-ray report DIR` rebuilds it once the cause is fixed."""
     from w2s_ray.study.reporting import write_report
 
     try:
-        write_report(store, results=results, running=False)
+        write_report(store, running=False)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

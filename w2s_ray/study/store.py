@@ -7,10 +7,12 @@ Results are plain files a person can read; `results.parquet` is always rebuilt f
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -203,9 +205,19 @@ class StudyStore:
 
     def results_table(self, job_ids: list[str]) -> pl.DataFrame:
         """One row per finished, evaluated job of the plan, in the contract's columns."""
-        rows = []
-        for job_id in job_ids:
-            result = self.read_result(job_id)
-            if result is not None and result.get("stage") in EVALUATED_STAGES:
-                rows.append({col: result.get(col) for col in RESULT_COLUMNS})
-        return pl.DataFrame(rows, schema=RESULT_COLUMNS).sort("stage", "dataset", "seed", "job_id")
+        return results_frame(self.read_result(job_id) for job_id in job_ids)
+
+    def write_parquet(self, rel: str, frame: pl.DataFrame) -> None:
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        self.write_bytes(rel, buffer.getvalue())
+
+
+def results_frame(results: Iterable[dict[str, Any] | None]) -> pl.DataFrame:
+    """The results table from job results already read (None: not finished)."""
+    rows = [
+        {col: result.get(col) for col in RESULT_COLUMNS}
+        for result in results
+        if result is not None and result.get("stage") in EVALUATED_STAGES
+    ]
+    return pl.DataFrame(rows, schema=RESULT_COLUMNS).sort("stage", "dataset", "seed", "job_id")
