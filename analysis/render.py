@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from analysis.report import Report
+from analysis.stats import LEVEL
 
 Cell = str
 
@@ -58,7 +59,11 @@ def _summary(report: Report) -> Section:
     )
 
 
-def _pgr_section(report: Report) -> Section:
+def pgr_cells(intervals: pl.DataFrame, level: float = LEVEL) -> tuple[list[str], list[list[str]]]:
+    """The per-pair PGR table as text (headers, rows): the report's section and the summary
+    `w2s-ray run` prints."""
+    headers = ["dataset", "weak → strong", "method", "weak acc", "ceiling acc", "student acc"]
+    headers += [f"PGR [{round(level * 100)}% CI]", "seeds"]
     rows = [
         [
             row["dataset"],
@@ -70,21 +75,17 @@ def _pgr_section(report: Report) -> Section:
             _with_ci(row["pgr"], row["pgr_low"], row["pgr_high"], "+.2f"),
             f"{row['n_defined']}/{row['n_seeds']}",
         ]
-        for row in report.intervals.iter_rows(named=True)
+        for row in intervals.iter_rows(named=True)
     ]
+    return headers, rows
+
+
+def _pgr_section(report: Report) -> Section:
+    headers, rows = pgr_cells(report.intervals, report.level)
     return Section(
         "Performance gap recovered",
         text=["PGR = (student − weak) / (ceiling − weak); accuracies are means over seeds."],
-        headers=[
-            "dataset",
-            "weak → strong",
-            "method",
-            "weak acc",
-            "ceiling acc",
-            "student acc",
-            "PGR [CI]",
-            "seeds",
-        ],
+        headers=headers,
         rows=rows,
     )
 

@@ -30,38 +30,16 @@ err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
 def pgr_table(intervals: object) -> Table:
+    from analysis.render import pgr_cells
+
+    headers, rows = pgr_cells(intervals)  # type: ignore[arg-type]
     table = Table(title="Performance gap recovered (mean over seeds, 95% CI)")
-    for column in (
-        "dataset",
-        "weak → strong",
-        "method",
-        "weak acc",
-        "ceiling acc",
-        "student acc",
-        "PGR [95% CI]",
-        "seeds",
-    ):
-        table.add_column(
-            column, justify="left" if column in {"dataset", "weak → strong", "method"} else "right"
-        )
-    for row in intervals.iter_rows(named=True):  # type: ignore[attr-defined]
-        pgr, low = row["pgr"], row["pgr_low"]
-        shown = "undefined" if pgr is None else f"{pgr:+.2f}"
-        if pgr is not None and low is not None:
-            shown += f" [{low:+.2f}, {row['pgr_high']:+.2f}]"
-        table.add_row(
-            row["dataset"],
-            f"{row['weak_model']} → {row['strong_model']}",
-            row["method"],
-            *(_accuracy(row[k]) for k in ("weak_accuracy", "ceiling_accuracy", "student_accuracy")),
-            shown,
-            f"{row['n_defined']}/{row['n_seeds']}",
-        )
+    for column in headers:
+        left = column in {"dataset", "weak → strong", "method"}
+        table.add_column(column, justify="left" if left else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
-
-
-def _accuracy(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
 
 
 # Shared by `run` and `resume`: where the study's Ray comes from.
