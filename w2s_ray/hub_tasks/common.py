@@ -99,12 +99,21 @@ def balance_classes(examples: list[RawExample], seed: int) -> list[RawExample]:
     return [example for i, example in enumerate(examples) if i in kept]
 
 
-def convert_rows(
-    task: str, rows: Iterable[Row], make: Callable[[Row], tuple[str, int, str]]
-) -> list[RawExample]:
-    """Rows → examples for tasks whose label is given: `make` returns (text, label, group key)."""
-    out: list[RawExample] = []
-    for row in rows:
-        text, label, key = make(row)
-        out.append(RawExample(text=text, label=label, group=group_key(task, key)))
-    return out
+def labeled_converter(
+    task: str,
+    text_and_key: Callable[[Row], tuple[str, str]],
+    label: Callable[[Row], int] | None = None,
+) -> Converter:
+    """A converter for rows that carry their answer: `text_and_key` gives the shown text and the
+    group key; the label is the row's checked 0/1 `label` unless `label` derives it."""
+
+    def convert(rows: Iterable[Row], seed: int) -> list[RawExample]:
+        del seed  # nothing is sampled
+        out: list[RawExample] = []
+        for row in rows:
+            text, key = text_and_key(row)
+            value = label(row) if label else checked_label(task, row, row["label"])
+            out.append(RawExample(text=text, label=value, group=group_key(task, key)))
+        return out
+
+    return convert

@@ -2,6 +2,9 @@
 makes one): sentiment, acceptability, paraphrase, word sense, candidate-answer plausibility,
 entailment and the ETHICS subsets. Labels are checked, never guessed: a hidden test label
 (-1) is an error that names the labelled split to use instead.
+
+Each group key keeps related rows together: the candidate answers of one question, the
+excuses of one request, the traits asked of one sentence.
 """
 
 from __future__ import annotations
@@ -9,117 +12,64 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from w2s_ray.hub_tasks.common import RawExample, Row, checked_label, convert_rows, group_key
+from w2s_ray.hub_tasks.common import RawExample, Row, group_key, labeled_converter
+
+convert_sst2 = labeled_converter("sst2", lambda r: (r["sentence"], r["sentence"]))
+convert_cola = labeled_converter("cola", lambda r: (r["sentence"], r["sentence"]))
+convert_twitter_sentiment = labeled_converter("twitter_sentiment", lambda r: (r["text"], r["text"]))
+convert_ethics_justice = labeled_converter(
+    "ethics_justice", lambda r: (r["scenario"], r["scenario"])
+)
+convert_paws = labeled_converter(
+    "paws",
+    lambda r: (f"Sentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}", r["sentence1"]),
+)
+convert_wic = labeled_converter(
+    "wic",
+    lambda r: (
+        f"Word: {r['word']}\nSentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}",
+        f"{r['word']}|{r['sentence1']}",
+    ),
+)
+convert_multirc = labeled_converter(
+    "multirc",
+    lambda r: (
+        f"Paragraph: {r['paragraph']}\nQuestion: {r['question']}\nAnswer: {r['answer']}",
+        r["paragraph"],
+    ),
+)
+convert_mc_taco = labeled_converter(
+    "mc_taco",
+    lambda r: (f"{r['sentence']}\nQuestion: {r['question']}\nAnswer: {r['answer']}", r["sentence"]),
+)
+convert_ethics_deontology = labeled_converter(
+    "ethics_deontology",
+    lambda r: (f"Request: {r['scenario']}\nExcuse: {r['excuse']}", r["scenario"]),
+)
 
 
-def convert_sst2(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-    return convert_rows(
-        "sst2", rows, lambda r: (r["sentence"], checked_label("sst2", r, r["label"]), r["sentence"])
-    )
+def _entailment(row: Row) -> int:
+    """ANLI's label 0 is entailment; neutral (1) and contradiction (2) are both 0 here."""
+    if row["label"] not in (0, 1, 2):
+        raise ValueError(f"anli row {row.get('uid', '?')!r} has label {row['label']!r}, not 0/1/2")
+    return int(row["label"] == 0)
 
 
-def convert_cola(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-    return convert_rows(
-        "cola", rows, lambda r: (r["sentence"], checked_label("cola", r, r["label"]), r["sentence"])
-    )
+convert_anli = labeled_converter(
+    "anli_r2",
+    lambda r: (f"Premise: {r['premise']}\nHypothesis: {r['hypothesis']}", r["premise"]),
+    label=_entailment,
+)
 
 
-def convert_paws(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        text = f"Sentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}"
-        return text, checked_label("paws", r, r["label"]), r["sentence1"]
-
-    return convert_rows("paws", rows, make)
+def _virtue_text_and_key(row: Row) -> tuple[str, str]:
+    sentence, _, trait = str(row["scenario"]).partition(" [SEP] ")
+    if not trait:
+        raise ValueError(f"ethics_virtue scenario {row['scenario']!r} lacks ' [SEP] trait'")
+    return f"{sentence}\nTrait: {trait}", sentence
 
 
-def convert_wic(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        text = f"Word: {r['word']}\nSentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}"
-        return text, checked_label("wic", r, r["label"]), f"{r['word']}|{r['sentence1']}"
-
-    return convert_rows("wic", rows, make)
-
-
-def convert_multirc(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        text = f"Paragraph: {r['paragraph']}\nQuestion: {r['question']}\nAnswer: {r['answer']}"
-        return text, checked_label("multirc", r, r["label"]), r["paragraph"]
-
-    return convert_rows("multirc", rows, make)
-
-
-def convert_mc_taco(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        text = f"{r['sentence']}\nQuestion: {r['question']}\nAnswer: {r['answer']}"
-        return text, checked_label("mc_taco", r, r["label"]), r["sentence"]
-
-    return convert_rows("mc_taco", rows, make)
-
-
-def convert_anli(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    """Entailment (label 0 on the hub) against neutral or contradiction."""
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        if r["label"] not in (0, 1, 2):
-            raise ValueError(f"anli row {r.get('uid', '?')!r} has label {r['label']!r}, not 0/1/2")
-        text = f"Premise: {r['premise']}\nHypothesis: {r['hypothesis']}"
-        return text, int(r["label"] == 0), r["premise"]
-
-    return convert_rows("anli_r2", rows, make)
-
-
-def convert_twitter_sentiment(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-    return convert_rows(
-        "twitter_sentiment",
-        rows,
-        lambda r: (r["text"], checked_label("twitter_sentiment", r, r["label"]), r["text"]),
-    )
-
-
-def convert_ethics_justice(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-    return convert_rows(
-        "ethics_justice",
-        rows,
-        lambda r: (r["scenario"], checked_label("ethics_justice", r, r["label"]), r["scenario"]),
-    )
-
-
-def convert_ethics_deontology(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        text = f"Request: {r['scenario']}\nExcuse: {r['excuse']}"
-        # the excuses offered for one request travel together
-        return text, checked_label("ethics_deontology", r, r["label"]), r["scenario"]
-
-    return convert_rows("ethics_deontology", rows, make)
-
-
-def convert_ethics_virtue(rows: Iterable[Row], seed: int) -> list[RawExample]:
-    del seed
-
-    def make(r: Row) -> tuple[str, int, str]:
-        sentence, _, trait = str(r["scenario"]).partition(" [SEP] ")
-        if not trait:
-            raise ValueError(f"ethics_virtue scenario {r['scenario']!r} lacks ' [SEP] trait'")
-        text = f"{sentence}\nTrait: {trait}"
-        # the traits asked of one sentence travel together
-        return text, checked_label("ethics_virtue", r, r["label"]), sentence
-
-    return convert_rows("ethics_virtue", rows, make)
+convert_ethics_virtue = labeled_converter("ethics_virtue", _virtue_text_and_key)
 
 
 def convert_ethics_utilitarianism(rows: Iterable[Row], seed: int) -> list[RawExample]:
