@@ -7,6 +7,7 @@ an engine; `VllmBackend` only wires them to one. Prompts go in as token ids made
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -98,7 +99,7 @@ _ENGINES: dict[str, Any] = {}  # model -> LLM: one engine at a time, kept for th
 
 def _engine(model: str, trust_remote_code: bool) -> Any:
     if model not in _ENGINES:
-        _ENGINES.clear()  # free the previous engine's memory first
+        release_engines()  # free the previous engine's memory first
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the CPU build's default is 4
         from vllm import LLM
 
@@ -108,14 +109,32 @@ def _engine(model: str, trust_remote_code: bool) -> Any:
                 model, gpus=gpus, max_model_len=None, trust_remote_code=trust_remote_code
             )
         )
+        # (re)registered after vLLM's own exit hooks, so it runs before them: atexit is LIFO
+        atexit.unregister(release_engines)
+        atexit.register(release_engines)
     return _ENGINES[model]
+
+
+def _shut_down(engine: Any) -> None:
+    """Stop the engine's core process now.
+
+    Left to garbage collection, the engine core is stopped by a finalizer at interpreter
+    exit, when logging's streams are closed and threads are being torn down; that can
+    abort the process (exit 134) after all the work succeeded.
+    """
+    core = getattr(getattr(engine, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
 
 
 def release_engines() -> None:
     """Shut the cached engine down (its worker processes and memory) before exit."""
     import gc
 
+    engines = list(_ENGINES.values())
     _ENGINES.clear()
+    for engine in engines:
+        _shut_down(engine)
     gc.collect()
 
 

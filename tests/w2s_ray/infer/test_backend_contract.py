@@ -6,6 +6,8 @@ environment, see .ci/run); elsewhere they are skipped, never faked.
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import torch
 from safetensors.torch import save
@@ -42,6 +44,8 @@ def backend(request):
         from w2s_ray.infer.vllm import release_engines
 
         release_engines()
+        # the engine core process is stopped here, not by a finalizer at interpreter exit
+        assert multiprocessing.active_children() == []
 
 
 @pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt2"])
