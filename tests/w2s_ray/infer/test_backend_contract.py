@@ -28,8 +28,11 @@ BACKENDS = [
     ),
 ]
 TEXTS = ["the film was good", "a dull and boring plot", "superb", "it was the actor"]
-# fp32 on both sides; vLLM's kernels sum in another order than torch's
-LOGPROB_TOLERANCE = 1e-4
+# On CPU fp32 on both sides, vLLM's kernels summing in another order than torch's. On a GPU
+# the backends run in bf16 (8 mantissa bits: ~0.4% per rounding) against the fp32 reference.
+ON_GPU = torch.cuda.is_available()
+LOGPROB_TOLERANCE = 0.08 if ON_GPU else 1e-4
+VALUE_TOLERANCE = 0.03 if ON_GPU else 1e-5  # probabilities and pooled features
 
 
 def _ids_and_mask(tokenizer, text: str) -> dict[str, torch.Tensor]:
@@ -94,7 +97,7 @@ def test_label_gives_the_classifier_probabilities(backend, tiny_models):
         expected = torch.cat(
             [torch.softmax(model(**_ids_and_mask(tokenizer, t)), -1) for t in TEXTS]
         )
-    torch.testing.assert_close(probs, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(probs, expected, atol=VALUE_TOLERANCE, rtol=0)
 
 
 def test_features_are_pooled_hidden_states(backend, tiny_models):
@@ -107,4 +110,4 @@ def test_features_are_pooled_hidden_states(backend, tiny_models):
             batch = _ids_and_mask(tokenizer, text)
             hidden = model(**batch).last_hidden_state
             expected = pool_hidden(hidden, batch["attention_mask"], "mean")[0]
-            torch.testing.assert_close(row, expected, atol=1e-5, rtol=0)
+            torch.testing.assert_close(row, expected, atol=VALUE_TOLERANCE, rtol=0)
