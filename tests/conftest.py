@@ -186,3 +186,10 @@ def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "tiny-llama": _save_tiny_decoder(root / "tiny-llama", "llama", 0),
         "tiny-gpt2": _save_tiny_decoder(root / "tiny-gpt2", "gpt2", 1),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_ladder(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """Three rungs, so a weak -> strong pair has a model between them (bootstrapping)."""
+    mid = _save_tiny_bert(tmp_path_factory.mktemp("tiny-mid") / "tiny-m", 24, 1, 2)
+    return {"tiny-s": tiny_models["tiny-s"], "tiny-m": mid, "tiny-l": tiny_models["tiny-l"]}

@@ -37,11 +37,23 @@ class _Strict(BaseModel):
 
 
 class MethodSpec(_Strict):
-    """How students learn from weak labels: a loss from the registry and its options."""
+    """How students learn from weak labels: a loss from the registry and its options, how
+    the final weights are chosen, and whether labels climb the ladder one rung at a time.
+
+    `select`: `last` keeps the last epoch's weights; `weak_val` holds out `val_fraction` of
+    the student half, labeled by the weak supervisor only, and keeps the epoch that agrees
+    with those labels best (no ground truth is seen); `oracle` does the same against the
+    held-out examples' true labels, an upper bound that a real user could not run.
+    `bootstrap`: a weak → strong pair is trained through every ladder model between them,
+    each step's student relabeling the student half for the next (Burns et al. 2023, 4.3.1).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     loss: str | None = None  # defaults to `name`
     options: dict[str, float] = Field(default_factory=dict)
+    select: Literal["last", "weak_val", "oracle"] = "last"
+    val_fraction: float = Field(default=0.2, gt=0, le=0.5)
+    bootstrap: bool = False
 
     @property
     def loss_name(self) -> str:

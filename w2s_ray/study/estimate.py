@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.resources import job_resources, worker_plan
 
@@ -45,6 +46,10 @@ def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:
     elif job.stage in ("ground_truth", "student"):
         n = weak_n if job.stage == "ground_truth" else student_n
         flops = (train * n * epochs + forward * test_n) if finetune else 0.0
+    elif job.stage == "bootstrap":  # one model per fold, each on the other folds' share
+        fold_n = student_n * (FOLDS - 1) // FOLDS
+        flops = FOLDS * (train * fold_n * epochs + forward * (student_n + test_n))
+        flops = flops if finetune else 0.0
     elif job.stage == "label":
         flops = forward * (student_n + test_n) if finetune else 0.0
     elif job.stage == "baseline":

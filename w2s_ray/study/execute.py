@@ -21,10 +21,12 @@ from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
 from w2s_ray.infer.backend import ClassifierRef, InferenceBackend, get_backend
 from w2s_ray.infer.hf import pick_device, tokenize
 from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
-from w2s_ray.spec import LocalDataset
+from w2s_ray.spec import LocalDataset, MethodSpec
 from w2s_ray.study import artifacts
 from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
@@ -74,9 +76,13 @@ def run_job(
 ) -> dict[str, Any] | None:
     """Run `job` and record its result atomically; returns the result (None off rank 0)."""
     started = time.monotonic()
-    if job.stage in ("ground_truth", "student"):
-        trainer = run_ground_truth if job.stage == "ground_truth" else run_student
-        result = trainer(job, study, store, parallel)
+    trainers = {
+        "ground_truth": run_ground_truth,
+        "student": run_student,
+        "bootstrap": run_bootstrap_step,
+    }
+    if job.stage in trainers:
+        result = trainers[job.stage](job, study, store, parallel)
     else:
         stage_runners = {"features": run_features, "label": run_label, "baseline": run_baseline}
         result = stage_runners[job.stage](job, study, store)
@@ -150,46 +156,114 @@ def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
     return model.to(pick_device())
 
 
+def _method(study: Study, job: Job) -> MethodSpec | None:
+    return next((m for m in study.spec.methods if m.name == job.method), None)
+
+
+def _selection(
+    job: Job, method: MethodSpec | None, train: list[Example], targets: torch.Tensor
+) -> tuple[list[int], list[int], torch.Tensor] | None:
+    """(fit positions, validation positions, validation labels) when the method chooses its
+    epoch on held-out examples: weak labels (`weak_val`) or true ones (`oracle`)."""
+    if method is None or method.select == "last":
+        return None
+    fit_pos, val_pos = held_out([ex.id for ex in train], method.val_fraction, job.seed or 0)
+    if method.select == "oracle":
+        labels = torch.tensor([train[i].label for i in val_pos])
+    else:
+        labels = (targets[val_pos, 1] > 0.5).long()
+    return fit_pos, val_pos, labels
+
+
+def _saved_weights(store: StudyStore, rel: str) -> dict[str, torch.Tensor] | None:
+    """Weights an earlier attempt finished training (then killed before its result)."""
+    if not store.exists(rel):
+        return None
+    try:
+        return artifacts.load_weights(store, rel)
+    except Exception as exc:
+        log.warning("weights %s are unreadable (%s); training again", store.uri(rel), exc)
+        return None
+
+
 def _train_and_evaluate(
     job: Job,
     study: Study,
     store: StudyStore,
     train: list[Example],
     targets: torch.Tensor,
-    test: list[Example],
+    evaluate: list[Example],
     parallel: Parallel,
-) -> torch.Tensor | None:
-    """Train on `targets`, save the weights, return the test probabilities (rank 0 only)."""
+    tag: str = "",
+) -> tuple[torch.Tensor, dict[str, Any]] | None:
+    """Train on `targets`, save the weights, return the probabilities on `evaluate` and what
+    was chosen (rank 0 only). `tag` names this model's files when a job trains several."""
     torch.manual_seed(job.seed or 0)
-    train_inputs = _inputs(study, job, job.model, train)
-    model = _classifier(study, job.model, train_inputs)
-    if parallel.wrap is not None:
-        model = parallel.wrap(model)
-    method = next((m for m in study.spec.methods if m.name == job.method), None)
-    cfg = study.train_config(job.model, job.seed or 0, method)
-    checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
-    reporter = FaultReporter(store, job.stage)
-    shard = (parallel.rank, parallel.world)
-    access = parallel.state
-    fit(model, train_inputs, targets, cfg, checkpointer, reporter, shard=shard, state_access=access)
-    if parallel.rank != 0 and not access.collective:
-        return None
-    weights = access.model_state(model)  # under FSDP every rank joins this gather
+    method = _method(study, job)
+    selection = _selection(job, method, train, targets)
+    info: dict[str, Any] = {"selection": method.select if method else "last"}
+    fit_examples, fit_targets = train, targets
+    if selection is not None:
+        fit_pos = selection[0]
+        fit_examples, fit_targets = [train[i] for i in fit_pos], targets[fit_pos]
+    weights_file = store.job_file(job.job_id, f"model{tag}.safetensors")
+    # every worker of a multi-worker fine-tune must train, or the others wait for ever
+    weights = _saved_weights(store, weights_file) if parallel.world == 1 else None
+    model: nn.Module | None = None
+    if weights is None:
+        train_inputs = _inputs(study, job, job.model, fit_examples)
+        model = _classifier(study, job.model, train_inputs)
+        if parallel.wrap is not None:
+            model = parallel.wrap(model)
+        cfg = study.train_config(job.model, job.seed or 0, method)
+        checkpoint = store.job_file(job.job_id, f"checkpoint{tag}.pt")
+        checkpointer = artifacts.FileCheckpointer(store, checkpoint)
+        best = None
+        if selection is not None:
+            val_inputs = _inputs(study, job, job.model, [train[i] for i in selection[1]])
+            best = BestEpoch(store, job.job_id, tag, val_inputs, selection[2])
+            best.rank = parallel.rank
+            if parallel.rank == 0 and not store.exists(checkpoint):
+                best.reset()
+        fit(
+            model,
+            train_inputs,
+            fit_targets,
+            cfg,
+            checkpointer,
+            FaultReporter(store, job.stage),
+            shard=(parallel.rank, parallel.world),
+            state_access=parallel.state,
+            on_epoch_end=best,
+        )
+        if parallel.rank != 0 and not parallel.state.collective:
+            return None
+        weights = parallel.state.model_state(model)  # under FSDP every rank joins this gather
+        if parallel.rank != 0:
+            return None
+        if best is not None:
+            weights = best.chosen()[2]
+        artifacts.save_weights(store, weights_file, weights)
+        checkpointer.clear()
+        if checkpointer.resumed_from_step is not None:
+            log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
+            store.append_text(
+                store.job_file(job.job_id, "resumes.txt"),
+                f"resumed from step {checkpointer.resumed_from_step}\n",
+            )
     if parallel.rank != 0:
         return None
-    artifacts.save_weights(store, store.job_file(job.job_id, "model.safetensors"), weights)
-    checkpointer.clear()
-    if checkpointer.resumed_from_step is not None:
-        log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
-        store.append_text(
-            store.job_file(job.job_id, "resumes.txt"),
-            f"resumed from step {checkpointer.resumed_from_step}\n",
-        )
-    test_inputs = _inputs(study, job, job.model, test)
-    if access.collective:  # a sharded model's forward needs every rank: predict with a whole copy
-        model = _classifier(study, job.model, test_inputs)
+    if selection is not None:
+        record = store.read_json(store.job_file(job.job_id, f"best{tag}.json")) or {}
+        info.update(selected_epoch=record.get("epoch"), selection_accuracy=record.get("score"))
+        store.delete(store.job_file(job.job_id, f"best{tag}.safetensors"))
+    eval_inputs = _inputs(study, job, job.model, evaluate)
+    if model is None or selection is not None or parallel.state.collective:
+        # a whole, single-process copy with the chosen weights (a sharded model's forward
+        # would need every rank)
+        model = _classifier(study, job.model, eval_inputs)
         model.load_state_dict(weights)
-    return predict_probs(unwrapped(model), test_inputs)
+    return predict_probs(unwrapped(model), eval_inputs), info
 
 
 def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
@@ -204,12 +278,12 @@ def run_ground_truth(
     splits = splits_for(study, job.dataset, job.seed or 0)
     labels = torch.tensor([ex.label for ex in splits.weak_train])
     targets = nn.functional.one_hot(labels, 2).float()
-    probs = _train_and_evaluate(
+    trained = _train_and_evaluate(
         job, study, store, splits.weak_train, targets, splits.test, parallel
     )
-    if probs is None:
+    if trained is None:
         return None
-    return {**_metrics(probs, splits.test), "n_train": len(splits.weak_train)}
+    return {**_metrics(trained[0], splits.test), "n_train": len(splits.weak_train)}
 
 
 def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
@@ -242,28 +316,88 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     return {**_metrics(probs, splits.test), "n_train": len(splits.student_train)}
 
 
+def _labels_dep(job: Job) -> str:
+    """The job whose labels this one trains on: a weak supervisor's, or a bootstrap step's."""
+    return next(d for d in job.deps if d.startswith(("label-", "bootstrap-")))
+
+
+def run_bootstrap_step(
+    job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
+) -> dict[str, Any] | None:
+    """One rung of a bootstrapping chain: learn the previous rung's labels, then label the
+    student half for the next rung.
+
+    A model would mostly repeat the labels it was trained on if it labeled its own training
+    examples, so the student half is cross-fitted: a model per fold trains on the other
+    fold(s) and labels its own, and the test set gets the folds' mean probability.
+    """
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    pool = splits.student_train
+    previous = artifacts.load_labels(_labels_dep(job))
+    if previous is None:
+        raise RuntimeError(f"labels {_labels_dep(job)} are missing; rerun the study to rebuild")
+    fold_of = {ex.id: i % FOLDS for i, ex in enumerate(sorted(pool, key=lambda e: e.id))}
+    labels = artifacts.load_labels(job.job_id)
+    if labels is None:
+        held_out_probs: dict[str, torch.Tensor] = {}
+        test_probs = []
+        for fold in range(FOLDS):
+            train = [ex for ex in pool if fold_of[ex.id] != fold]
+            own = [ex for ex in pool if fold_of[ex.id] == fold]
+            p1 = torch.tensor([previous[ex.id] for ex in train], dtype=torch.float32)
+            targets = torch.stack([1 - p1, p1], dim=1)
+            trained = _train_and_evaluate(
+                job, study, store, train, targets, own + splits.test, parallel, f"-fold{fold}"
+            )
+            if trained is None:
+                continue
+            probs = trained[0]
+            held_out_probs.update(zip([ex.id for ex in own], probs[: len(own)], strict=True))
+            test_probs.append(probs[len(own) :])
+        if parallel.rank != 0:
+            return None
+        ordered = torch.stack([held_out_probs[ex.id] for ex in pool])
+        probs = torch.cat([ordered, torch.stack(test_probs).mean(0)])
+        artifacts.save_labels(job.job_id, [ex.id for ex in pool + splits.test], probs)
+        labels = artifacts.load_labels(job.job_id)  # as stored: what the next rung trains on
+    if parallel.rank != 0 or labels is None:
+        return None
+    test_p1 = torch.tensor([labels[ex.id] for ex in splits.test])
+    previous_p1 = torch.tensor([previous[ex.id] for ex in splits.test])
+    probs = torch.stack([1 - test_p1, test_p1], dim=1)
+    return {
+        **_metrics(probs, splits.test),
+        "n_train": len(pool),
+        "agreement_with_weak": agreement(probs, torch.stack([1 - previous_p1, previous_p1], 1)),
+        "chain": ">".join(job.chain),
+    }
+
+
 def run_student(
     job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
 ) -> dict[str, Any] | None:
     """Train the strong model on the weak model's soft labels; evaluate on ground truth."""
     splits = splits_for(study, job.dataset, job.seed or 0)
-    label_job = next(d for d in job.deps if d.startswith("label-"))
+    label_job = _labels_dep(job)
     soft = artifacts.load_labels(label_job)
     if soft is None:
         raise RuntimeError(f"weak labels {label_job} are missing; rerun the study to rebuild")
     p1 = torch.tensor([soft[ex.id] for ex in splits.student_train], dtype=torch.float32)
     targets = torch.stack([1 - p1, p1], dim=1)
-    probs = _train_and_evaluate(
+    trained = _train_and_evaluate(
         job, study, store, splits.student_train, targets, splits.test, parallel
     )
-    if probs is None:
+    if trained is None:
         return None
+    probs, info = trained
     weak_p1 = torch.tensor([soft[ex.id] for ex in splits.test], dtype=torch.float32)
     weak_probs = torch.stack([1 - weak_p1, weak_p1], dim=1)
     return {
         **_metrics(probs, splits.test),
+        **info,
         "n_train": len(splits.student_train),
         "agreement_with_weak": agreement(probs, weak_probs),
+        "chain": ">".join(job.chain) if job.chain else None,
     }
 
 

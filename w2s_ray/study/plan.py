@@ -2,8 +2,11 @@
 
 Stages: `features` (probe mode: frozen features per model x dataset), `ground_truth`
 (every ladder model on true labels: weak supervisor and ceiling at once), `label` (each weak
-model labels the student half and the test set), `student` (every weak < strong pair x method),
-`baseline` (zero/few-shot prompting of each strong decoder).
+model labels the student half and the test set), `bootstrap` (bootstrapping methods: each
+intermediate rung learns the previous rung's labels and relabels; a rung depends on the one
+before, so the driver runs stages again until nothing is left that can run), `student`
+(every weak < strong pair x method), `baseline` (zero/few-shot prompting of each strong
+decoder).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.losses import build_loss
 
 PLAN_VERSION = 1  # bump when a code change alters results, so old job ids stop matching
-STAGES = ("features", "ground_truth", "label", "student", "baseline")
+STAGES = ("features", "ground_truth", "label", "bootstrap", "student", "baseline")
 PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
 FINETUNE_EPOCHS = 2
+# A bootstrap rung labels the student half out of fold: one model per fold, each trained on
+# the other folds' examples, so no example is labeled by a model that trained on it.
+BOOTSTRAP_FOLDS = 2
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,13 @@ class Job:
     method: str | None = None
     deps: tuple[str, ...] = ()
     key: dict[str, Any] = field(default_factory=dict, compare=False)
+    chain: tuple[str, ...] = ()  # bootstrapping: the models labels passed through, weak first
 
     @property
     def title(self) -> str:
         pair = f"{self.weak_model}→{self.model}" if self.weak_model else self.model
+        if len(self.chain) > 2:
+            pair = "→".join(self.chain)
         parts = [
             self.stage,
             self.dataset,
@@ -87,6 +96,12 @@ class Study:
         strong = {s for _, s in self.pairs}
         return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
 
+    def between(self, weak: str, strong: str) -> list[str]:
+        """Ladder models with more effective compute than `weak` and less than `strong`."""
+        low, high = self.cards[weak].effective_compute, self.cards[strong].effective_compute
+        inside = [m for m, c in self.cards.items() if low < c.effective_compute < high]
+        return sorted(inside, key=lambda m: self.cards[m].effective_compute)
+
     def train_config(self, model: str, seed: int, method: MethodSpec | None) -> TrainConfig:
         t, card = self.spec.train, self.cards[model]
         probe = self.spec.mode == "probe"
@@ -118,6 +133,12 @@ def resolve(spec: StudySpec) -> Study:
     for i, method in enumerate(spec.methods):
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)
+        if method.select != "last" and spec.mode == "finetune" and spec.train.strategy == "fsdp":
+            raise UserError(
+                f"key 'methods[{i}].select': choosing an epoch ({method.select}) scores the "
+                "model in one process, which a sharded (fsdp) model cannot do — use "
+                "`train.strategy: ddp`, or `select: last`"
+            )
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
     return Study(spec, cards, _pairs(spec, cards))
@@ -202,6 +223,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
             model_key[name] = ident
         gt: dict[tuple[str, int], Job] = {}
         labels: dict[tuple[str, int], Job] = {}
+        chain_steps: dict[str, Job] = {}  # a rung shared by several pairs runs once
         for seed in spec.seeds:
             for name in study.cards:
                 key = {
@@ -239,29 +261,80 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                     if w != weak:
                         continue
                     for method in spec.methods:
-                        key = {
-                            **model_key[strong],
-                            "mode": spec.mode,
-                            "labels": label.job_id,
-                            "method": method.name,
-                            "train": study.train_config(strong, seed, method).__dict__,
-                        }
-                        deps = (label.job_id, *((key["features"],) if probe else ()))
-                        stages["student"].append(
-                            Job(
-                                _job_id("student", key),
-                                "student",
+                        via = study.between(weak, strong) if method.bootstrap else []
+                        if method.bootstrap and not via:
+                            continue  # no rung between: the same as the method without it
+                        supervisor = label
+                        for rung in via:
+                            supervisor = _trained_on(
+                                study,
+                                "bootstrap",
                                 dataset,
-                                strong,
+                                rung,
                                 seed,
-                                weak_model=weak,
-                                method=method.name,
-                                deps=deps,
-                                key=key,
+                                weak,
+                                method,
+                                supervisor,
+                                model_key[rung],
                             )
-                        )
+                            if supervisor.job_id not in chain_steps:
+                                chain_steps[supervisor.job_id] = supervisor
+                                stages["bootstrap"].append(supervisor)
+                        stages["student"].append(
+                            _trained_on(
+                                study, "student", dataset, strong, seed, weak, method,
+                                supervisor, model_key[strong],
+                            )
+                        )  # fmt: skip
         stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
     return stages
+
+
+def _trained_on(
+    study: Study,
+    stage: str,
+    dataset: str,
+    model: str,
+    seed: int,
+    weak: str,
+    method: MethodSpec,
+    supervisor: Job,
+    model_key: dict[str, Any],
+) -> Job:
+    """A job that trains `model` on `supervisor`'s labels: a student, or a bootstrap rung."""
+    chain = (*(supervisor.chain or (weak,)), model)
+    key = {
+        **model_key,
+        "mode": study.spec.mode,
+        "labels": supervisor.job_id,
+        "method": method.name,
+        "train": study.train_config(model, seed, method).__dict__,
+        **_method_key(method),
+    }
+    deps = (supervisor.job_id, *((key["features"],) if "features" in key else ()))
+    return Job(
+        _job_id(stage, key),
+        stage,
+        dataset,
+        model,
+        seed,
+        weak_model=weak,
+        method=method.name,
+        deps=deps,
+        key=key,
+        chain=chain if len(chain) > 2 or stage == "bootstrap" else (),
+    )
+
+
+def _method_key(method: MethodSpec) -> dict[str, Any]:
+    """What a method adds to a job's identity beyond its loss (defaults add nothing, so the
+    ids of studies planned before these options existed stay the same)."""
+    key: dict[str, Any] = {}
+    if method.select != "last":
+        key["select"] = [method.select, method.val_fraction]
+    if method.bootstrap:
+        key["bootstrap"] = True
+    return key
 
 
 def _baseline_jobs(

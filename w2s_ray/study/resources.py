@@ -8,7 +8,7 @@ from w2s_ray.models import devices_for
 from w2s_ray.study.plan import Job, Study
 
 GIB = 1024**3
-TRAINING_STAGES = ("ground_truth", "student")
+TRAINING_STAGES = ("ground_truth", "bootstrap", "student")
 INFERENCE_STAGES = ("features", "baseline")  # a backbone forward in any mode
 COORDINATOR_CPU = 0.01
 COORDINATOR_SHARE = 0.1  # of a CPU-only cluster: room for ten coordinators per CPU

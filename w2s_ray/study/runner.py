@@ -159,17 +159,27 @@ def run_study(
             progress.set(job_id, status)
             live.update(progress.table())
 
-        for stage in STAGES:
-            runnable = {
-                j.job_id
-                for j in stages[stage]
-                if progress.state.get(j.job_id) != "done"
-                and all(progress.state.get(d) == "done" for d in j.deps)
-            }
-            run_stage(stage, stages[stage], runnable, study, store, on_event)
-            for job_id in runnable:  # trust the files, not the callbacks
-                progress.set(job_id, "done" if store.is_done(job_id) else "failed")
-            live.update(progress.table())
+        tried: set[str] = set()
+        while True:  # passes until nothing can run: a bootstrap rung waits for the one before
+            ran = False
+            for stage in STAGES:
+                runnable = {
+                    j.job_id
+                    for j in stages[stage]
+                    if progress.state.get(j.job_id) != "done"
+                    and j.job_id not in tried  # a job that failed in this run stays failed
+                    and all(progress.state.get(d) == "done" for d in j.deps)
+                }
+                if not runnable:
+                    continue
+                ran = True
+                tried |= runnable
+                run_stage(stage, stages[stage], runnable, study, store, on_event)
+                for job_id in runnable:  # trust the files, not the callbacks
+                    progress.set(job_id, "done" if store.is_done(job_id) else "failed")
+                live.update(progress.table())
+            if not ran:
+                break
     console.line()  # a piped log would otherwise glue the next table to this one's last line
     return finish(study, stages, store, progress)
 

@@ -37,9 +37,12 @@ RESULT_COLUMNS: dict[str, Any] = {
     "weak_effective_compute": pl.Float64,
     "n_train": pl.Int64,
     "shots_mean": pl.Float64,  # baselines: demonstrations that fitted the context, on average
+    "chain": pl.String,  # bootstrapping: models the labels passed through, "weak>mid>strong"
+    "selection": pl.String,  # students: last epoch, or chosen on weak labels / oracle truth
+    "selected_epoch": pl.Int64,
     "wall_seconds": pl.Float64,
 }
-EVALUATED_STAGES = ("ground_truth", "label", "student", "baseline")
+EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
 
 
 def is_uri(location: str | Path) -> bool:

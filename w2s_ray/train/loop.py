@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,6 +111,7 @@ def fit(
     checkpoint_seconds: float = 120.0,
     shard: tuple[int, int] = (0, 1),
     state_access: StateAccess | None = None,
+    on_epoch_end: Callable[[nn.Module, int], None] | None = None,
 ) -> nn.Module:
     """Train `model` on `targets` ([N, 2] probabilities); resumes from the last checkpoint.
 
@@ -118,6 +120,8 @@ def fit(
     most that much. `shard=(rank, world)` trains on every world-th row of each global batch:
     with DDP averaging gradients, the world's step equals the single-process step.
     `state_access` reads and restores sharded (FSDP) state; whole state by default.
+    `on_epoch_end(model, epochs_done)` runs before each epoch's checkpoint, so whatever it
+    records (a best-epoch choice) is never behind the checkpoint a resume starts from.
     """
     if cfg.lr <= 0 or cfg.epochs <= 0 or cfg.batch_size <= 0:
         raise UserError(f"train: lr, epochs and batch_size must be positive (got {cfg})")
@@ -191,6 +195,9 @@ def fit(
                 last_save = time.monotonic()
         metrics = {"epoch": epoch + 1, "train_loss": epoch_loss / len(inputs)}
         epoch, epoch_loss = epoch + 1, 0.0
+        if on_epoch_end is not None:
+            on_epoch_end(model, epoch)
+            model.train()
         save()
         last_save = time.monotonic()
         reporter.report(metrics)  # after the save: whatever the reporter does, the epoch is kept

@@ -1,0 +1,78 @@
+"""Choosing a student's epoch on held-out examples: by weak labels (a user can do this) or by
+ground truth (the oracle, an upper bound to compare against).
+
+Training on weak labels often peaks before its last epoch, once the student starts to
+imitate its supervisor's mistakes (Burns et al. 2023, appendix on early stopping). The
+choice is recorded in the job's folder at each epoch's end, before its checkpoint, so a
+resumed job goes on with the same choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+from w2s_ray.study import artifacts
+from w2s_ray.study.store import StudyStore
+from w2s_ray.train.inputs import Inputs
+from w2s_ray.train.loop import predict_probs
+from w2s_ray.train.metrics import accuracy
+from w2s_ray.train.state import unwrapped
+
+
+def held_out(ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train positions, validation positions): a seeded draw by example id, so it does not
+    depend on list order and a method that holds out data sees the same split every run."""
+
+    def rank(i: int) -> str:
+        return hashlib.sha256(f"{seed}:{ids[i]}".encode()).hexdigest()
+
+    order = sorted(range(len(ids)), key=rank)
+    n_val = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+class BestEpoch:
+    """An `on_epoch_end` hook that keeps the weights of the best-scoring epoch so far.
+
+    Score: accuracy of the model's predictions against `labels` on `inputs`. Ties keep the
+    earlier epoch. Only rank 0 scores (under DDP every rank holds the whole model).
+    """
+
+    def __init__(
+        self, store: StudyStore, job_id: str, tag: str, inputs: Inputs, labels: torch.Tensor
+    ) -> None:
+        self.store = store
+        self.weights = store.job_file(job_id, f"best{tag}.safetensors")
+        self.record = store.job_file(job_id, f"best{tag}.json")
+        self.inputs = inputs
+        self.labels = labels
+        self.rank = 0
+
+    def reset(self) -> None:
+        """A job starting from scratch must not inherit an earlier attempt's choice."""
+        self.store.delete(self.record)
+        self.store.delete(self.weights)
+
+    def __call__(self, model: nn.Module, epochs_done: int) -> None:
+        if self.rank != 0:
+            return
+        score = accuracy(predict_probs(unwrapped(model), self.inputs), self.labels)
+        best = self.store.read_json(self.record)
+        redone = best is not None and best.get("epoch") == epochs_done  # a resume redid it
+        if best is None or score > float(best.get("score", -1.0)) or redone:
+            artifacts.save_weights(self.store, self.weights, unwrapped(model).state_dict())
+            self.store.write_json(self.record, {"epoch": epochs_done, "score": score})
+
+    def chosen(self) -> tuple[int, float, dict[str, torch.Tensor]]:
+        """(epoch, validation accuracy, weights) of the choice."""
+        best = self.store.read_json(self.record)
+        if best is None:
+            raise RuntimeError(f"no epoch was scored: {self.store.uri(self.record)} is missing")
+        return (
+            int(best["epoch"]),
+            float(best["score"]),
+            artifacts.load_weights(self.store, self.weights),
+        )
