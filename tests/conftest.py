@@ -21,6 +21,7 @@ LONGEST_FIRST = (
     "test_distributed.py",
     "test_study_end_to_end.py",
     "test_quickstart_offline.py",
+    "test_methods_offline.py",
     "test_baselines.py",
     "test_fsdp_state.py",
     "test_fault_retry.py",

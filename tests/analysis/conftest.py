@@ -24,6 +24,9 @@ RESULT_SCHEMA: dict[str, Any] = {
     "weak_effective_compute": pl.Float64,
     "n_train": pl.Int64,
     "shots_mean": pl.Float64,
+    "chain": pl.String,
+    "selection": pl.String,
+    "selected_epoch": pl.Int64,
     "wall_seconds": pl.Float64,
 }
 COMPUTE = {"small": 1e15, "medium": 1e16, "large": 1e17}
@@ -82,6 +85,9 @@ def _row(
         "weak_effective_compute": None if weak is None else COMPUTE[weak],
         "n_train": 100,
         "shots_mean": None,
+        "chain": None,
+        "selection": "last" if stage == "student" else None,
+        "selected_epoch": None,
         "wall_seconds": 1.0,
     }
 

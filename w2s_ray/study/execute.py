@@ -221,8 +221,15 @@ def _train_and_evaluate(
         best = None
         if selection is not None:
             val_inputs = _inputs(study, job, job.model, [train[i] for i in selection[1]])
-            best = BestEpoch(store, job.job_id, tag, val_inputs, selection[2])
-            best.rank = parallel.rank
+            best = BestEpoch(
+                store,
+                job.job_id,
+                tag,
+                val_inputs,
+                selection[2],
+                rank=parallel.rank,
+                access=parallel.state,
+            )
             if parallel.rank == 0 and not store.exists(checkpoint):
                 best.reset()
         fit(

@@ -133,12 +133,7 @@ def resolve(spec: StudySpec) -> Study:
     for i, method in enumerate(spec.methods):
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)
-        if method.select != "last" and spec.mode == "finetune" and spec.train.strategy == "fsdp":
-            raise UserError(
-                f"key 'methods[{i}].select': choosing an epoch ({method.select}) scores the "
-                "model in one process, which a sharded (fsdp) model cannot do — use "
-                "`train.strategy: ddp`, or `select: last`"
-            )
+
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
     return Study(spec, cards, _pairs(spec, cards))

@@ -19,7 +19,7 @@ from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import Inputs
 from w2s_ray.train.loop import predict_probs
 from w2s_ray.train.metrics import accuracy
-from w2s_ray.train.state import unwrapped
+from w2s_ray.train.state import StateAccess, WholeState, unwrapped
 
 
 def held_out(ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -38,18 +38,29 @@ class BestEpoch:
     """An `on_epoch_end` hook that keeps the weights of the best-scoring epoch so far.
 
     Score: accuracy of the model's predictions against `labels` on `inputs`. Ties keep the
-    earlier epoch. Only rank 0 scores (under DDP every rank holds the whole model).
+    earlier epoch. One process or DDP: rank 0 scores its whole copy. FSDP: every rank runs
+    the forward together (each holds a shard), rank 0 decides, and all join the gather of
+    the chosen weights.
     """
 
     def __init__(
-        self, store: StudyStore, job_id: str, tag: str, inputs: Inputs, labels: torch.Tensor
+        self,
+        store: StudyStore,
+        job_id: str,
+        tag: str,
+        inputs: Inputs,
+        labels: torch.Tensor,
+        *,
+        rank: int = 0,
+        access: StateAccess | None = None,
     ) -> None:
         self.store = store
         self.weights = store.job_file(job_id, f"best{tag}.safetensors")
         self.record = store.job_file(job_id, f"best{tag}.json")
         self.inputs = inputs
         self.labels = labels
-        self.rank = 0
+        self.rank = rank
+        self.access = access or WholeState()
 
     def reset(self) -> None:
         """A job starting from scratch must not inherit an earlier attempt's choice."""
@@ -57,22 +68,29 @@ class BestEpoch:
         self.store.delete(self.weights)
 
     def __call__(self, model: nn.Module, epochs_done: int) -> None:
-        if self.rank != 0:
+        collective = self.access.collective
+        if self.rank != 0 and not collective:
             return
-        score = accuracy(predict_probs(unwrapped(model), self.inputs), self.labels)
-        best = self.store.read_json(self.record)
-        redone = best is not None and best.get("epoch") == epochs_done  # a resume redid it
-        if best is None or score > float(best.get("score", -1.0)) or redone:
-            artifacts.save_weights(self.store, self.weights, unwrapped(model).state_dict())
+        probs = predict_probs(model if collective else unwrapped(model), self.inputs)
+        score = accuracy(probs, self.labels)
+        improved = False
+        if self.rank == 0:
+            best = self.store.read_json(self.record)
+            redone = best is not None and best.get("epoch") == epochs_done  # a resume redid it
+            improved = best is None or score > float(best.get("score", -1.0)) or redone
+        if collective:
+            improved = self.access.any_rank(improved)  # rank 0's decision, on every rank
+        if not improved:
+            return
+        weights = self.access.model_state(model) if collective else unwrapped(model).state_dict()
+        if self.rank == 0:
+            artifacts.save_weights(self.store, self.weights, weights)
             self.store.write_json(self.record, {"epoch": epochs_done, "score": score})
 
     def chosen(self) -> tuple[int, float, dict[str, torch.Tensor]]:
-        """(epoch, validation accuracy, weights) of the choice."""
+        """(epoch, validation accuracy, weights) of the choice; rank 0."""
         best = self.store.read_json(self.record)
         if best is None:
             raise RuntimeError(f"no epoch was scored: {self.store.uri(self.record)} is missing")
-        return (
-            int(best["epoch"]),
-            float(best["score"]),
-            artifacts.load_weights(self.store, self.weights),
-        )
+        weights = artifacts.load_weights(self.store, self.weights)
+        return int(best["epoch"]), float(best["score"]), weights

@@ -78,13 +78,6 @@ def test_a_rung_shared_by_two_pairs_is_planned_once(tiny_ladder, toy_dataset):
     assert len({j.job_id for j in stages["bootstrap"]}) == len(stages["bootstrap"])
 
 
-def test_selection_refuses_fsdp_before_any_compute(tiny_ladder, toy_dataset):
-    spec = _spec(tiny_ladder, toy_dataset, mode="finetune")
-    spec["train"] = {**spec["train"], "strategy": "fsdp"}
-    with pytest.raises(UserError, match=r"methods\[2\].*select.*fsdp"):
-        resolve(parse_spec(spec))
-
-
 def test_unknown_selection_is_named_with_its_choices(tiny_ladder, toy_dataset):
     spec = _spec(tiny_ladder, toy_dataset, methods=[{"name": "x", "select": "best"}])
     with pytest.raises(UserError, match=r"methods\[0\]\.select.*weak_val"):

@@ -1,14 +1,17 @@
 """Run by test_fsdp_state.py: one fine-tune on N gloo processes (FSDP), or on one process.
 
 A script, not a test module: spawned ranks must import it by path. Usage:
-    python fsdp_ranks.py OUT_DIR WORLD [--stop-after-epoch K]
+    python fsdp_ranks.py OUT_DIR WORLD [--stop-after-epoch K] [--select]
 Rank 0 keeps the checkpoint in OUT_DIR/checkpoint.pt and the final weights in
 OUT_DIR/weights.pt; a stopped run leaves only the checkpoint, as a preempted job would.
+With --select, epochs are also scored on held-out rows (w2s-ray's BestEpoch) and rank 0
+writes the choice to OUT_DIR/chosen.json and its weights to OUT_DIR/chosen.pt.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import multiprocessing
 
+from w2s_ray.study.selection import BestEpoch
+from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import TokenInputs
 from w2s_ray.train.loop import TrainConfig, fit
 from w2s_ray.train.model import FinetuneClassifier
@@ -78,7 +83,7 @@ def build() -> tuple[FinetuneClassifier, TokenInputs, torch.Tensor]:
     return model, TokenInputs(ids, 0), torch.stack([1 - p1, p1], dim=1)
 
 
-def train(rank: int, world: int, out: Path, stop_after: int | None) -> None:
+def train(rank: int, world: int, out: Path, stop_after: int | None, select: bool) -> None:
     torch.set_num_threads(1)
     model, inputs, targets = build()
     access: Any = WholeState()
@@ -86,6 +91,12 @@ def train(rank: int, world: int, out: Path, stop_after: int | None) -> None:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["FSDP_TEST_PORT"])
         dist.init_process_group("gloo", rank=rank, world_size=world)
         model, access = shard_model(model, torch.device("cpu")), ShardedState()
+    best = None
+    if select:
+        held = TokenInputs(inputs.token_ids[:12], 0)
+        best = BestEpoch(
+            StudyStore(out), "job", "", held, targets[:12].argmax(1), rank=rank, access=access
+        )
     try:
         fit(
             model,
@@ -97,6 +108,7 @@ def train(rank: int, world: int, out: Path, stop_after: int | None) -> None:
             shard=(rank, world),
             state_access=access,
             checkpoint_seconds=0.0,
+            on_epoch_end=best,
         )  # a save at every step: the gathers must stay in step
         weights = access.model_state(model)
     except Stopped:
@@ -109,6 +121,10 @@ def train(rank: int, world: int, out: Path, stop_after: int | None) -> None:
             dist.destroy_process_group()
     if rank == 0 and weights is not None:
         torch.save(weights, out / "weights.pt")
+    if rank == 0 and best is not None:
+        epoch, score, chosen = best.chosen()
+        (out / "chosen.json").write_text(json.dumps({"epoch": epoch, "score": score}))
+        torch.save(chosen, out / "chosen.pt")
 
 
 if __name__ == "__main__":
@@ -116,10 +132,10 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("world", type=int)
     parser.add_argument("--stop-after-epoch", type=int)
+    parser.add_argument("--select", action="store_true")
     args = parser.parse_args()
+    run_args = (args.out, args.stop_after_epoch, args.select)
     if args.world == 1:
-        train(0, 1, args.out, args.stop_after_epoch)
+        train(0, 1, *run_args)
     else:
-        multiprocessing.spawn(
-            train, args=(args.world, args.out, args.stop_after_epoch), nprocs=args.world
-        )
+        multiprocessing.spawn(train, args=(args.world, *run_args), nprocs=args.world)

@@ -3,6 +3,7 @@ under either layout: a preempted sharded job loses nothing, whatever runs it nex
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -23,11 +24,15 @@ def _free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def _train(out: Path, world: int, stop_after_epoch: int | None = None) -> None:
+def _train(
+    out: Path, world: int, stop_after_epoch: int | None = None, select: bool = False
+) -> None:
     out.mkdir(exist_ok=True)
     args = [sys.executable, str(SCRIPT), str(out), str(world)]
     if stop_after_epoch is not None:
         args += ["--stop-after-epoch", str(stop_after_epoch)]
+    if select:
+        args.append("--select")
     env = {**os.environ, "FSDP_TEST_PORT": _free_port(), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -73,3 +78,19 @@ def test_checkpoints_move_between_fsdp_and_one_process(single, tmp_path):
     _train(whole_first, 1, stop_after_epoch=2)
     _train(whole_first, 2)
     _assert_same(single, _weights(whole_first))
+
+
+def test_epoch_choice_under_fsdp_matches_one_process(single, tmp_path):
+    """Sharded ranks score the held-out rows together and gather the chosen weights."""
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    _train(whole, 1, select=True)
+    _train(sharded, 2, select=True)
+    _assert_same(single, _weights(sharded))  # choosing an epoch does not change training
+    chosen = json.loads((whole / "chosen.json").read_text())
+    assert json.loads((sharded / "chosen.json").read_text()) == chosen
+    assert 1 <= chosen["epoch"] <= 3
+    _assert_same(torch.load(whole / "chosen.pt"), torch.load(sharded / "chosen.pt"))
+    if chosen["epoch"] < 3:
+        assert not torch.equal(
+            torch.load(whole / "chosen.pt")["head.weight"], single["head.weight"]
+        )
