@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from analysis.pgr import published_ceilings
 from analysis.stats import LEVEL, t_interval
 
 
@@ -23,7 +24,7 @@ def baseline_table(
     prompted = results.filter(pl.col("stage") == "baseline")
     keys = ["dataset", "model", "method", "weak_model"]
     ceiling = (
-        results.filter(pl.col("stage") == "ground_truth")
+        results.filter(published_ceilings(results))
         .group_by("dataset", "model")
         .agg(pl.col("test_accuracy").mean().alias("ceiling_accuracy"))
     )

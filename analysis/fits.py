@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from analysis.pgr import published_ceilings
 from analysis.stats import LEVEL, LineFit, fit_line
 
 CEILING_GROUP = "ground truth (ceiling)"
@@ -60,7 +61,7 @@ def fit_accuracy(results: pl.DataFrame, pgr: pl.DataFrame) -> list[Fit]:
     """The ceiling's accuracy against its compute, and each weak supervisor's students' against
     strong compute, per dataset (and method, for students)."""
     fits = []
-    truth = results.filter(pl.col("stage") == "ground_truth")
+    truth = results.filter(published_ceilings(results))
     for (dataset,), group in truth.group_by("dataset", maintain_order=True):
         keys = (dataset, None, "accuracy", X_COMPUTE, CEILING_GROUP)
         fits.append(

@@ -29,11 +29,27 @@ REASON_NO_GAP = "ceiling <= weak"
 REASON_NO_STUDENT = "missing student accuracy"
 
 
+def _pretraining(results: pl.DataFrame) -> pl.Expr:
+    """Null for models as published; "generative" for copies first fine-tuned as LMs."""
+    if "pretraining" in results.columns:
+        return pl.col("pretraining")
+    return pl.lit(None, dtype=pl.String).alias("pretraining")  # results from before the column
+
+
+def published_ceilings(results: pl.DataFrame) -> pl.Expr:
+    """Ground-truth rows of models as published: the ceilings scaling plots and fits draw
+    (a generatively fine-tuned copy's ceiling serves its own students' PGR only)."""
+    stage = pl.col("stage") == "ground_truth"
+    return stage & pl.col("pretraining").is_null() if "pretraining" in results.columns else stage
+
+
 def _ground_truth(results: pl.DataFrame) -> pl.DataFrame:
-    """One accuracy per (dataset, seed, mode, model); a rerun duplicate keeps its first job_id."""
-    keys = [*GROUND_TRUTH_KEYS, "model"]
+    """One accuracy per (dataset, seed, mode, model, pretraining); a rerun duplicate keeps its
+    first job_id."""
+    keys = [*GROUND_TRUTH_KEYS, "model", "pretraining"]
     return (
-        results.filter(pl.col("stage") == "ground_truth")
+        results.with_columns(_pretraining(results))
+        .filter(pl.col("stage") == "ground_truth")
         .sort([*keys, "job_id"], nulls_last=True)
         .unique(subset=keys, keep="first", maintain_order=True)
         .select(
@@ -54,28 +70,43 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
     supervised = (pl.col("stage") == "student") | (
         (pl.col("stage") == "baseline") & pl.col("weak_model").is_not_null()
     )
-    students = results.filter(supervised).select(
-        *GROUND_TRUTH_KEYS,
-        "weak_model",
-        pl.col("model").alias("strong_model"),
-        "method",
-        pl.col("test_accuracy").fill_nan(None).alias("student_accuracy"),
-        "weak_effective_compute",
-        pl.col("effective_compute").alias("strong_effective_compute"),
+    students = (
+        results.with_columns(_pretraining(results))
+        .filter(supervised)
+        .select(
+            *GROUND_TRUTH_KEYS,
+            "pretraining",
+            "weak_model",
+            pl.col("model").alias("strong_model"),
+            "method",
+            pl.col("test_accuracy").fill_nan(None).alias("student_accuracy"),
+            "weak_effective_compute",
+            pl.col("effective_compute").alias("strong_effective_compute"),
+        )
     )
-    weak = truth.rename(
-        {
-            "model": "weak_model",
-            "accuracy": "weak_accuracy",
-            "gt_effective_compute": "weak_gt_compute",
-        }
+    # weak supervisors are models as published; a student's ceiling starts where it did
+    weak = (
+        truth.filter(pl.col("pretraining").is_null())
+        .drop("pretraining")
+        .rename(
+            {
+                "model": "weak_model",
+                "accuracy": "weak_accuracy",
+                "gt_effective_compute": "weak_gt_compute",
+            }
+        )
     )
     ceiling = truth.rename({"model": "strong_model", "accuracy": "ceiling_accuracy"}).drop(
         "gt_effective_compute"
     )
     joined = students.join(
         weak, on=[*GROUND_TRUTH_KEYS, "weak_model"], how="left", nulls_equal=True
-    ).join(ceiling, on=[*GROUND_TRUTH_KEYS, "strong_model"], how="left", nulls_equal=True)
+    ).join(
+        ceiling,
+        on=[*GROUND_TRUTH_KEYS, "strong_model", "pretraining"],
+        how="left",
+        nulls_equal=True,
+    )
     gap = pl.col("ceiling_accuracy") - pl.col("weak_accuracy")
     return (
         joined.with_columns(

@@ -46,6 +46,8 @@ class MethodSpec(_Strict):
     held-out examples' true labels, an upper bound that a real user could not run.
     `bootstrap`: a weak → strong pair is trained through every ladder model between them,
     each step's student relabeling the student half for the next (Burns et al. 2023, 4.3.1).
+    `generative`: the strong decoder first learns the task's unlabeled text as a language
+    model (finetune mode); its ceiling is measured from the same starting point (5.2.2).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -54,6 +56,7 @@ class MethodSpec(_Strict):
     select: Literal["last", "weak_val", "oracle"] = "last"
     val_fraction: float = Field(default=0.2, gt=0, le=0.5)
     bootstrap: bool = False
+    generative: bool = False
 
     @property
     def loss_name(self) -> str:
@@ -86,6 +89,13 @@ class TrainSpec(_Strict):
     # asks for on a GPU cluster, else one. Results match one worker up to float rounding.
     workers: int | None = Field(default=None, gt=0)
     strategy: Literal["ddp", "fsdp"] = "ddp"
+
+
+class GenerativeSpec(_Strict):
+    """Language-model fine-tuning before weak-label training (methods with `generative`)."""
+
+    epochs: int = Field(default=1, gt=0)
+    lr: float | None = Field(default=None, gt=0)  # None: the model card's fine-tuning rate
 
 
 class DataSpec(_Strict):
@@ -141,6 +151,7 @@ class StudySpec(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     data: DataSpec = Field(default_factory=DataSpec)
     baselines: BaselineSpec = Field(default_factory=BaselineSpec)
+    generative: GenerativeSpec = Field(default_factory=GenerativeSpec)
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
     trust_remote_code: bool = False
 
@@ -186,6 +197,7 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     models: dict[str, type[BaseModel]] = {
         "train": TrainSpec,
         "data": DataSpec,
+        "generative": GenerativeSpec,
         "methods": MethodSpec,
         "models": LocalModel,
         "datasets": LocalDataset,

@@ -16,6 +16,7 @@ from analysis.figures.style import (
     new_figure,
     weak_colours,
 )
+from analysis.pgr import published_ceilings
 from analysis.stats import t_interval
 
 
@@ -73,9 +74,7 @@ def _draw_bars(ax: Axes, stats: pl.DataFrame, colour: str) -> None:
 
 def draw_ceiling(ax: Axes, results: pl.DataFrame, dataset: str, label: str) -> pl.DataFrame:
     """The ground-truth runs' mean accuracy per model as a dashed black line with CI bars."""
-    truth_rows = results.filter(
-        (pl.col("stage") == "ground_truth") & (pl.col("dataset") == dataset)
-    )
+    truth_rows = results.filter(published_ceilings(results) & (pl.col("dataset") == dataset))
     truth = seed_stats(truth_rows, ["model"], "test_accuracy", "effective_compute")
     x, y = truth["compute"].to_list(), truth["mean"].to_list()
     ax.plot(x, y, color="black", linestyle="--", marker=".", label=label, gid=CEILING_GID)

@@ -27,6 +27,7 @@ RESULT_SCHEMA: dict[str, Any] = {
     "chain": pl.String,
     "selection": pl.String,
     "selected_epoch": pl.Int64,
+    "pretraining": pl.String,
     "wall_seconds": pl.Float64,
 }
 COMPUTE = {"small": 1e15, "medium": 1e16, "large": 1e17}
@@ -88,6 +89,7 @@ def _row(
         "chain": None,
         "selection": "last" if stage == "student" else None,
         "selected_epoch": None,
+        "pretraining": None,
         "wall_seconds": 1.0,
     }
 

@@ -116,6 +116,29 @@ def load_scores(job_id: str, ids: list[str]) -> pl.DataFrame | None:
     return frame
 
 
+def backbone_dir(job_id: str) -> Path:
+    """A generatively fine-tuned model folder (save_pretrained layout)."""
+    return cache_root() / "backbones" / job_id
+
+
+def save_backbone_record(job_id: str, record: dict[str, float]) -> None:
+    """Written last: a folder without it is an unfinished write, redone on the next run."""
+    atomic_write_bytes(backbone_dir(job_id) / "w2s-complete.json", json.dumps(record).encode())
+
+
+def load_backbone_record(job_id: str) -> dict[str, float] | None:
+    path = backbone_dir(job_id) / "w2s-complete.json"
+    try:
+        record = json.loads(path.read_text())
+        if not any(backbone_dir(job_id).glob("*.safetensors")):
+            raise ValueError("no weights beside the record")
+        return record
+    except (OSError, ValueError) as exc:
+        if path.exists():
+            log.warning("model folder %s is incomplete (%s); fine-tuning it again", path, exc)
+        return None
+
+
 def save_weights(store: StudyStore, rel: str, state: dict[str, torch.Tensor]) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     store.write_bytes(rel, save(tensors))

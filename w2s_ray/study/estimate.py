@@ -46,6 +46,8 @@ def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:
     elif job.stage in ("ground_truth", "student"):
         n = weak_n if job.stage == "ground_truth" else student_n
         flops = (train * n * epochs + forward * test_n) if finetune else 0.0
+    elif job.stage == "generative":
+        flops = train * (weak_n + student_n) * study.spec.generative.epochs
     elif job.stage == "bootstrap":  # one model per fold, each on the other folds' share
         fold_n = student_n * (FOLDS - 1) // FOLDS
         flops = FOLDS * (train * fold_n * epochs + forward * (student_n + test_n))

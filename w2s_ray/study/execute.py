@@ -28,10 +28,16 @@ from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
+from w2s_ray.train.generative import lm_finetune
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
 from w2s_ray.train.metrics import accuracy, agreement, auroc
-from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
+from w2s_ray.train.model import (
+    FinetuneClassifier,
+    ProbeClassifier,
+    load_backbone,
+    load_backbone_tokenizer,
+)
 from w2s_ray.train.state import StateAccess, WholeState, unwrapped
 
 log = logging.getLogger(__name__)
@@ -84,7 +90,12 @@ def run_job(
     if job.stage in trainers:
         result = trainers[job.stage](job, study, store, parallel)
     else:
-        stage_runners = {"features": run_features, "label": run_label, "baseline": run_baseline}
+        stage_runners = {
+            "features": run_features,
+            "generative": run_generative,
+            "label": run_label,
+            "baseline": run_baseline,
+        }
         result = stage_runners[job.stage](job, study, store)
     if result is None:
         return None
@@ -100,6 +111,7 @@ def run_job(
         mode=study.spec.mode,
         effective_compute=card.effective_compute,
         weak_effective_compute=weak_card.effective_compute if weak_card else None,
+        pretraining="generative" if job.backbone else None,
         wall_seconds=round(time.monotonic() - started, 3),
         title=job.title,
     )
@@ -123,11 +135,42 @@ def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     return {"n_examples": len(examples)}
 
 
+def run_generative(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
+    """Language-model fine-tuning of a strong decoder on the pool's texts (never the test
+    set, never a label); the result is a model folder in the cache, shared by the ceiling
+    and every student that starts from it."""
+    pool, _ = pool_and_test(job.dataset, _task_data(study, job.dataset), study.data_config)
+    out = artifacts.backbone_dir(job.job_id)
+    record = artifacts.load_backbone_record(job.job_id)
+    if record is None:
+        card = study.cards[job.model]
+        path = card.resolve_path()
+        tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
+        ids = tokenize(tokenizer, [ex.text for ex in pool], study.spec.train.max_length)
+        gen = study.spec.generative
+        checkpoint = store.job_file(job.job_id, "checkpoint.pt")
+        checkpointer = artifacts.FileCheckpointer(store, checkpoint)
+        record = lm_finetune(
+            path,
+            ids,
+            out,
+            epochs=gen.epochs,
+            lr=gen.lr or card.lr,
+            batch_size=study.spec.train.batch_size or card.batch_size,
+            seed=0,
+            checkpointer=checkpointer,
+            trust_remote_code=study.spec.trust_remote_code,
+        )
+        artifacts.save_backbone_record(job.job_id, record)
+        checkpointer.clear()
+    return {**record, "n_train": len(pool)}
+
+
 def _backend(study: Study) -> InferenceBackend:
     return get_backend(study.spec.inference.backend, trust_remote_code=study.spec.trust_remote_code)
 
 
-def _inputs(study: Study, job: Job, model_name: str, examples: list[Example]) -> Inputs:
+def _inputs(study: Study, job: Job, examples: list[Example]) -> Inputs:
     if study.spec.mode == "probe":
         feature_job = next(d for d in job.deps if d.startswith("features-"))
         loaded = artifacts.load_features(feature_job)
@@ -135,24 +178,29 @@ def _inputs(study: Study, job: Job, model_name: str, examples: list[Example]) ->
             raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
         rows, features = loaded
         return FeatureInputs(features[[rows[ex.id] for ex in examples]])
-    tokenizer = _backbone(study, model_name)[1]
+    tokenizer = _backbone(study, job)[1]
     ids = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
     return TokenInputs(ids, tokenizer.pad_token_id)
 
 
-def _backbone(study: Study, model_name: str) -> tuple[nn.Module, Any]:
-    return load_backbone(
-        study.cards[model_name].resolve_path(), trust_remote_code=study.spec.trust_remote_code
-    )
+def model_path(study: Study, job: Job) -> str:
+    """Where `job`'s model loads from: its card, or the generatively fine-tuned copy."""
+    if job.backbone is not None:
+        return str(artifacts.backbone_dir(job.backbone))
+    return study.cards[job.model].resolve_path()
 
 
-def _classifier(study: Study, model_name: str, inputs: Inputs) -> nn.Module:
+def _backbone(study: Study, job: Job) -> tuple[nn.Module, Any]:
+    return load_backbone(model_path(study, job), trust_remote_code=study.spec.trust_remote_code)
+
+
+def _classifier(study: Study, job: Job, inputs: Inputs) -> nn.Module:
     """The model to train, on this process's device (a GPU when there is one)."""
     if isinstance(inputs, FeatureInputs):
         model: nn.Module = ProbeClassifier(inputs.features.shape[1])
     else:
-        backbone = _backbone(study, model_name)[0]
-        model = FinetuneClassifier(backbone, study.cards[model_name].pooling)
+        backbone = _backbone(study, job)[0]
+        model = FinetuneClassifier(backbone, study.cards[job.model].pooling)
     return model.to(pick_device())
 
 
@@ -211,8 +259,8 @@ def _train_and_evaluate(
     weights = _saved_weights(store, weights_file) if parallel.world == 1 else None
     model: nn.Module | None = None
     if weights is None:
-        train_inputs = _inputs(study, job, job.model, fit_examples)
-        model = _classifier(study, job.model, train_inputs)
+        train_inputs = _inputs(study, job, fit_examples)
+        model = _classifier(study, job, train_inputs)
         if parallel.wrap is not None:
             model = parallel.wrap(model)
         cfg = study.train_config(job.model, job.seed or 0, method)
@@ -220,7 +268,7 @@ def _train_and_evaluate(
         checkpointer = artifacts.FileCheckpointer(store, checkpoint)
         best = None
         if selection is not None:
-            val_inputs = _inputs(study, job, job.model, [train[i] for i in selection[1]])
+            val_inputs = _inputs(study, job, [train[i] for i in selection[1]])
             best = BestEpoch(
                 store,
                 job.job_id,
@@ -264,11 +312,11 @@ def _train_and_evaluate(
         record = store.read_json(store.job_file(job.job_id, f"best{tag}.json")) or {}
         info.update(selected_epoch=record.get("epoch"), selection_accuracy=record.get("score"))
         store.delete(store.job_file(job.job_id, f"best{tag}.safetensors"))
-    eval_inputs = _inputs(study, job, job.model, evaluate)
+    eval_inputs = _inputs(study, job, evaluate)
     if model is None or selection is not None or parallel.state.collective:
         # a whole, single-process copy with the chosen weights (a sharded model's forward
         # would need every rank)
-        model = _classifier(study, job.model, eval_inputs)
+        model = _classifier(study, job, eval_inputs)
         model.load_state_dict(weights)
     return predict_probs(unwrapped(model), eval_inputs), info
 
@@ -311,8 +359,8 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
             max_length = study.spec.train.max_length
             probs = _backend(study).label(classifier, texts, max_length=max_length)
         else:  # a linear head on cached features: nothing to gain from an engine
-            inputs = _inputs(study, job, job.model, examples)
-            model = _classifier(study, job.model, inputs)
+            inputs = _inputs(study, job, examples)
+            model = _classifier(study, job, inputs)
             model.load_state_dict(artifacts.load_weights(store, weights_file))
             probs = predict_probs(model, inputs)
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)

@@ -31,7 +31,7 @@ from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.losses import build_loss
 
 PLAN_VERSION = 1  # bump when a code change alters results, so old job ids stop matching
-STAGES = ("features", "ground_truth", "label", "bootstrap", "student", "baseline")
+STAGES = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
 PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
 FINETUNE_EPOCHS = 2
 # A bootstrap rung labels the student half out of fold: one model per fold, each trained on
@@ -51,12 +51,15 @@ class Job:
     deps: tuple[str, ...] = ()
     key: dict[str, Any] = field(default_factory=dict, compare=False)
     chain: tuple[str, ...] = ()  # bootstrapping: the models labels passed through, weak first
+    backbone: str | None = None  # a generative job whose fine-tuned model this job starts from
 
     @property
     def title(self) -> str:
         pair = f"{self.weak_model}→{self.model}" if self.weak_model else self.model
         if len(self.chain) > 2:
             pair = "→".join(self.chain)
+        if self.backbone is not None:
+            pair += " (generative)"
         parts = [
             self.stage,
             self.dataset,
@@ -93,6 +96,11 @@ class Study:
         """Strong models that baselines prompt: decoders (an encoder has no next token)."""
         if not self.spec.baselines.enabled:
             return []
+        strong = {s for _, s in self.pairs}
+        return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
+
+    def generative_models(self) -> list[str]:
+        """Strong models that generative fine-tuning applies to: decoders."""
         strong = {s for _, s in self.pairs}
         return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
 
@@ -134,9 +142,21 @@ def resolve(spec: StudySpec) -> Study:
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)
 
+    generative = [i for i, m in enumerate(spec.methods) if m.generative]
+    if generative and spec.mode != "finetune":
+        raise UserError(
+            f"key 'methods[{generative[0]}].generative': generative fine-tuning changes the "
+            "model's weights, which probe mode keeps frozen — set `mode: finetune`"
+        )
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
-    return Study(spec, cards, _pairs(spec, cards))
+    study = Study(spec, cards, _pairs(spec, cards))
+    if generative and not study.generative_models():
+        raise UserError(
+            f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
+            "decoder (a language model to fine-tune) — add one, e.g. smollm2-135m or gpt2"
+        )
+    return study
 
 
 @contextlib.contextmanager
@@ -216,6 +236,8 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                 stages["features"].append(feat)
                 ident = {"features": feat.job_id}
             model_key[name] = ident
+        adapted = _generative_jobs(study, dataset, model_key)
+        stages["generative"] += adapted.values()
         gt: dict[tuple[str, int], Job] = {}
         labels: dict[tuple[str, int], Job] = {}
         chain_steps: dict[str, Job] = {}  # a rung shared by several pairs runs once
@@ -238,6 +260,21 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                     key=key,
                 )
                 stages["ground_truth"].append(gt[name, seed])
+                if name in adapted:  # the ceiling of students that start from that model
+                    start = adapted[name]
+                    key = {**key, "backbone": start.job_id}
+                    stages["ground_truth"].append(
+                        Job(
+                            _job_id("ground_truth", key),
+                            "ground_truth",
+                            dataset,
+                            name,
+                            seed,
+                            deps=(start.job_id,),
+                            key=key,
+                            backbone=start.job_id,
+                        )
+                    )
             for weak in sorted({w for w, _ in study.pairs}):
                 supervisor = gt[weak, seed]
                 key = {"supervisor": supervisor.job_id}
@@ -259,6 +296,8 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                         via = study.between(weak, strong) if method.bootstrap else []
                         if method.bootstrap and not via:
                             continue  # no rung between: the same as the method without it
+                        if method.generative and strong not in adapted:
+                            continue  # an encoder: no language model to fine-tune
                         supervisor = label
                         for rung in via:
                             supervisor = _trained_on(
@@ -279,6 +318,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                             _trained_on(
                                 study, "student", dataset, strong, seed, weak, method,
                                 supervisor, model_key[strong],
+                                adapted.get(strong) if method.generative else None,
                             )
                         )  # fmt: skip
         stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
@@ -295,8 +335,10 @@ def _trained_on(
     method: MethodSpec,
     supervisor: Job,
     model_key: dict[str, Any],
+    backbone: Job | None = None,
 ) -> Job:
-    """A job that trains `model` on `supervisor`'s labels: a student, or a bootstrap rung."""
+    """A job that trains `model` on `supervisor`'s labels: a student, or a bootstrap rung;
+    from `backbone`'s generatively fine-tuned copy of the model when given."""
     chain = (*(supervisor.chain or (weak,)), model)
     key = {
         **model_key,
@@ -307,6 +349,9 @@ def _trained_on(
         **_method_key(method),
     }
     deps = (supervisor.job_id, *((key["features"],) if "features" in key else ()))
+    if backbone is not None:
+        key["backbone"] = backbone.job_id
+        deps = (*deps, backbone.job_id)
     return Job(
         _job_id(stage, key),
         stage,
@@ -318,7 +363,23 @@ def _trained_on(
         deps=deps,
         key=key,
         chain=chain if len(chain) > 2 or stage == "bootstrap" else (),
+        backbone=backbone.job_id if backbone is not None else None,
     )
+
+
+def _generative_jobs(
+    study: Study, dataset: str, model_key: dict[str, dict[str, Any]]
+) -> dict[str, Job]:
+    """One language-model fine-tune per strong decoder that a generative method trains."""
+    if not any(m.generative for m in study.spec.methods):
+        return {}
+    jobs = {}
+    for model in study.generative_models():
+        key = {**model_key[model], "generative": study.spec.generative.model_dump()}
+        if study.spec.generative.lr is None:
+            key["generative"]["lr"] = study.cards[model].lr
+        jobs[model] = Job(_job_id("generative", key), "generative", dataset, model, key=key)
+    return jobs
 
 
 def _method_key(method: MethodSpec) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from w2s_ray.models import devices_for
 from w2s_ray.study.plan import Job, Study
 
 GIB = 1024**3
-TRAINING_STAGES = ("ground_truth", "bootstrap", "student")
+TRAINING_STAGES = ("generative", "ground_truth", "bootstrap", "student")
 INFERENCE_STAGES = ("features", "baseline")  # a backbone forward in any mode
 COORDINATOR_CPU = 0.01
 COORDINATOR_SHARE = 0.1  # of a CPU-only cluster: room for ten coordinators per CPU
@@ -33,6 +33,8 @@ def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan
     None when the job runs in its trial's own process."""
     if job.stage not in TRAINING_STAGES or study.spec.mode != "finetune":
         return None
+    if job.stage == "generative":
+        return None  # language-model fine-tuning runs in its trial's own process
     card = study.cards[job.model]
     gpus = cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0
     workers = study.spec.train.workers or (card.resources.gpus if gpus else 1)

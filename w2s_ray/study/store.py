@@ -40,6 +40,7 @@ RESULT_COLUMNS: dict[str, Any] = {
     "chain": pl.String,  # bootstrapping: models the labels passed through, "weak>mid>strong"
     "selection": pl.String,  # students: last epoch, or chosen on weak labels / oracle truth
     "selected_epoch": pl.Int64,
+    "pretraining": pl.String,  # "generative": the model was first fine-tuned as an LM on the task
     "wall_seconds": pl.Float64,
 }
 EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")

@@ -68,14 +68,14 @@ def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -143,7 +143,7 @@ def fit(
         access.load(model, optimizer, state["model"], state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step, epoch_loss = state["epoch"], state["step"], state["epoch_loss"]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
 
     def save() -> None:
         if rank != 0 and not access.collective:
@@ -159,7 +159,7 @@ def fit(
                     "epoch": epoch,
                     "step": step,  # also the position within `epoch`
                     "epoch_loss": epoch_loss,
-                    "rng": _rng_state(),
+                    "rng": rng_state(),
                 }
             )
 

@@ -59,13 +59,20 @@ class FinetuneClassifier(nn.Module):
         return self.head(pooled.to(self.head.weight.dtype))
 
 
-def load_backbone(path: str, *, trust_remote_code: bool = False) -> tuple[nn.Module, Any]:
-    """Backbone and tokenizer from a hub id or folder; safetensors only, remote code opt-in."""
-    from transformers import AutoModel, AutoTokenizer
+def load_backbone_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:  # decoders ship without one; pooling uses the mask anyway
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_backbone(path: str, *, trust_remote_code: bool = False) -> tuple[nn.Module, Any]:
+    """Backbone and tokenizer from a hub id or folder; safetensors only, remote code opt-in."""
+    from transformers import AutoModel
+
+    tokenizer = load_backbone_tokenizer(path, trust_remote_code)
     model = AutoModel.from_pretrained(
         path, use_safetensors=True, trust_remote_code=trust_remote_code
     )
