@@ -156,6 +156,13 @@ def resolve(spec: StudySpec) -> Study:
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
             "decoder (a language model to fine-tune) — add one, e.g. smollm2-135m or gpt2"
         )
+    too_big = [m for m in study.generative_models() if cards[m].resources.gpus > 1]
+    if generative and too_big:
+        raise UserError(
+            f"key 'methods[{generative[0]}].generative': language-model fine-tuning runs on "
+            f"one device, and {', '.join(too_big)} need(s) several — drop the generative "
+            "method or those models"
+        )
     return study
 
 

@@ -112,6 +112,10 @@ def test_generative_needs_finetune_mode_and_a_decoder(tiny_models, tiny_decoders
     with pytest.raises(UserError, match=r"no strong model of the study is a decoder"):
         resolve(parse_spec(spec))
     spec = _spec(tiny_models["tiny-s"], tiny_decoders["tiny-llama"], toy_dataset)
+    spec["models"][1] = "Qwen2.5-7B"  # a card that asks for two GPUs: refused before any job
+    with pytest.raises(UserError, match=r"one device, and Qwen2.5-7B need"):
+        resolve(parse_spec(spec))
+    spec = _spec(tiny_models["tiny-s"], tiny_decoders["tiny-llama"], toy_dataset)
     spec["generative"] = {"epoch": 2}
     with pytest.raises(UserError, match=r"unknown key 'generative.epoch'.*epochs"):
         parse_spec(spec)
