@@ -119,9 +119,26 @@ def load_local_file(path: Path) -> TaskData:
     missing = {"text", "label"} - set(frame.columns)
     if missing:
         raise UserError(f"dataset file '{path}' lacks column(s) {sorted(missing)}")
+    if frame["text"].null_count() or frame["label"].null_count():
+        raise UserError(
+            f"dataset file '{path}': {frame['text'].null_count()} empty text(s) and "
+            f"{frame['label'].null_count()} empty label(s) — fill or drop those rows"
+        )
     groups = frame["group"].cast(str) if "group" in frame.columns else frame["text"]
-    rows = zip(frame["text"].cast(str), frame["label"].cast(int), groups, strict=True)
-    return TaskData(make_examples(rows), None)
+    try:
+        labels = frame["label"].cast(int)
+    except Exception:
+        raise UserError(
+            f"dataset file '{path}': labels must be 0 or 1 (found {frame['label'].dtype} "
+            "values) — map them to 0/1"
+        ) from None
+    examples = make_examples(zip(frame["text"].cast(str), labels, groups, strict=True))
+    if not examples:
+        raise UserError(
+            f"dataset file '{path}' has no usable rows (empty texts and texts given both "
+            "labels are dropped) — check its `text` column"
+        )
+    return TaskData(examples, None)
 
 
 def _register_defaults() -> None:

@@ -138,6 +138,11 @@ def resolve(spec: StudySpec) -> Study:
         if isinstance(dataset, str):
             with _at(f"datasets[{i}]"):
                 DATASETS.get(dataset)
+        elif not Path(dataset.path).expanduser().is_file():
+            raise UserError(
+                f"key 'datasets[{i}].path': dataset file '{dataset.path}' does not exist — "
+                "check the `path` in the study (relative paths start where you run w2s-ray)"
+            )
     for i, method in enumerate(spec.methods):
         with _at(f"methods[{i}]"):
             build_loss(method.loss_name, method.options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +57,32 @@ def prepare(study: Study, console: Console) -> None:
     from w2s_ray.study.execute import splits_for
 
     for name, card in study.cards.items():
-        console.print(f"[dim]model {name}: {card.resolve_path()}[/dim]")
+        path = card.resolve_path()
+        check_context(name, path, study.spec.train.max_length)
+        console.print(f"[dim]model {name}: {path}[/dim]")
     for dataset in study.spec.dataset_names():
         for seed in study.spec.seeds:
             splits = splits_for(study, dataset, seed)
         console.print(
             f"[dim]dataset {dataset}: {len(splits.weak_train)} weak-train, "
             f"{len(splits.student_train)} student-train, {len(splits.test)} test[/dim]"
+        )
+
+
+def check_context(name: str, path: str, max_length: int) -> None:
+    """`train.max_length` beyond a model's position embeddings would fail in every job;
+    longer texts are truncated to max_length, which must fit. Checked where the model's
+    config is on disk (offline assets, local folders); hub models are checked when loaded."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    context = config.get("max_position_embeddings") or config.get("n_positions")
+    if isinstance(context, int) and context < max_length:
+        raise UserError(
+            f"key 'train.max_length': {max_length} tokens do not fit model '{name}', whose "
+            f"context is {context} — set train.max_length to {context} or less (longer texts "
+            "are truncated)"
         )
 
 
@@ -139,9 +159,9 @@ def run_study(
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.stages import run_stage
 
+    prepare(study, console)  # data and model problems surface before Ray starts
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
     store.write_bytes("study.yaml", spec.to_yaml().encode())
-    prepare(study, console)
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
     store.write_plan(plan_record(study, stages, cluster))

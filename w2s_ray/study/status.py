@@ -68,6 +68,15 @@ def job_state(
     return "pending", False
 
 
+# The order stages run in (w2s_ray.study.plan.STAGES, kept here so that `status` stays a
+# light import); plan.json sorts its keys, so without this they would print alphabetically.
+RUN_ORDER = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
+
+
+def _run_order(stage: str) -> int:
+    return RUN_ORDER.index(stage) if stage in RUN_ORDER else len(RUN_ORDER)
+
+
 def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
     fits = [
         math.floor(cluster.get(name, 0.0) / amount)
@@ -94,7 +103,7 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
     alive = is_alive(driver, now)
     cluster = dict((driver or {}).get("cluster") or {})
     stages = []
-    for stage, jobs in plan["stages"].items():
+    for stage, jobs in sorted(plan["stages"].items(), key=lambda item: _run_order(item[0])):
         if not jobs:
             continue
         status = StageStatus(stage)
