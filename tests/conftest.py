@@ -20,7 +20,6 @@ LONGEST_FIRST = (
     "test_resume_after_kill.py",
     "test_distributed.py",
     "test_study_end_to_end.py",
-    "test_quickstart_offline.py",
     "test_methods_offline.py",
     "test_baselines.py",
     "test_fsdp_state.py",
