@@ -48,6 +48,8 @@ def pool_and_test(
         test_ids = {ex.id for ex in task.test}
         pool = [ex for ex in task.train if ex.id not in test_ids]
         test = list(task.test)
+    if task.generative:  # answers, not classes: nothing to balance
+        return _cap(dataset, "train", pool, cfg.n_train), _cap(dataset, "test", test, cfg.n_test)
     pool = _balance_and_cap(dataset, "train", pool, cfg.n_train, cfg.balance)
     test = _balance_and_cap(dataset, "test", test, cfg.n_test, cfg.balance)
     return pool, test
@@ -71,9 +73,15 @@ def _balance_and_cap(
         per_class = min(counts.values())
         if cap is not None:
             per_class = min(per_class, cap // 2)
-        chosen = by_label[0][:per_class] + by_label[1][:per_class]
-    else:
-        chosen = sorted(examples, key=lambda e: _rank(split, e.id))[:cap]
+        return _enough(dataset, split, by_label[0][:per_class] + by_label[1][:per_class])
+    return _cap(dataset, split, examples, cap)
+
+
+def _cap(dataset: str, split: str, examples: list[Example], cap: int | None) -> list[Example]:
+    return _enough(dataset, split, sorted(examples, key=lambda e: _rank(split, e.id))[:cap])
+
+
+def _enough(dataset: str, split: str, chosen: list[Example]) -> list[Example]:
     if len(chosen) < MIN_EXAMPLES_PER_SPLIT:
         raise UserError(
             f"dataset '{dataset}' {split} split has {len(chosen)} examples after balancing; "

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from w2s_ray.assets import VADER_FILES
 from w2s_ray.errors import UserError
@@ -23,12 +25,14 @@ class Example:
     text: str
     label: int
     group: str  # related examples share a group and so always land in the same split
+    answer: str | None = None  # generative tasks: the target continuation (label unused)
 
 
 @dataclass(frozen=True)
 class TaskData:
     train: list[Example]
     test: list[Example] | None  # None: the task has no official test split; carve one out
+    generative: bool = False  # answers to generate (exact match), not binary labels
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class DatasetCard:
     description: str
     source: str
     license: str
+    generative: bool = False  # see TaskData.generative; known before anything is loaded
 
 
 DATASETS: Registry[DatasetCard] = Registry("dataset", "w2s-ray list datasets")
@@ -61,6 +66,39 @@ def make_examples(rows: Iterable[tuple[str, int, str]]) -> list[Example]:
             conflicting.add(ex.id)
         by_id.setdefault(ex.id, ex)
     return [ex for ex in by_id.values() if ex.id not in conflicting]
+
+
+def make_answer_examples(rows: Iterable[tuple[str, str, str]]) -> list[Example]:
+    """Examples of a generative task: (prompt, answer, group); a prompt seen twice is kept
+    once, and dropped if its answers disagree."""
+    by_id: dict[str, Example] = {}
+    conflicting: set[str] = set()
+    for text, answer, group in rows:
+        ex = Example(example_id(text), text, 0, group, answer)
+        seen = by_id.get(ex.id)
+        if seen is not None and seen.answer != ex.answer:
+            conflicting.add(ex.id)
+        by_id.setdefault(ex.id, ex)
+    return [ex for ex in by_id.values() if ex.id not in conflicting]
+
+
+def _load_chess() -> TaskData:
+    from datasets import load_dataset
+
+    from w2s_ray.hub_tasks.chess import HF_PATH, HUB_SPLIT, convert_chess
+    from w2s_ray.hub_tasks.common import HubUnreachableError
+
+    try:
+        rows = load_dataset(HF_PATH, split=HUB_SPLIT)
+    except OSError as exc:
+        raise HubUnreachableError(
+            f"dataset 'chess_puzzles' ({HF_PATH}) could not be loaded: the Hugging Face hub "
+            "is unreachable and it is not in the local HF cache — pre-download it where "
+            "there is internet and copy HF_HOME here"
+        ) from exc
+    raw = convert_chess(rows)
+    examples = make_answer_examples((r["text"], r["answer"], r["group"]) for r in raw)
+    return TaskData(examples, None, generative=True)
 
 
 def _load_rotten_tomatoes() -> TaskData:
@@ -107,7 +145,8 @@ def _hub_loader(task_name: str) -> Callable[[], TaskData]:
 
 
 def load_local_file(path: Path) -> TaskData:
-    """A user's own binary task: jsonl, csv or parquet with `text`, `label` (0/1), `group`?"""
+    """A user's own task: jsonl, csv or parquet with `text`, `label` (0/1), `group`? — or
+    with `text` (the prompt) and `answer` instead of `label`: a generative task."""
     import polars as pl
 
     readers = {".jsonl": pl.read_ndjson, ".csv": pl.read_csv, ".parquet": pl.read_parquet}
@@ -116,6 +155,8 @@ def load_local_file(path: Path) -> TaskData:
     if not path.is_file():
         raise UserError(f"dataset file '{path}' does not exist — check the `path` in the study")
     frame = readers[path.suffix](path)
+    if {"text", "answer"} <= set(frame.columns) and "label" not in frame.columns:
+        return _local_answers(path, frame)
     missing = {"text", "label"} - set(frame.columns)
     if missing:
         raise UserError(f"dataset file '{path}' lacks column(s) {sorted(missing)}")
@@ -141,6 +182,36 @@ def load_local_file(path: Path) -> TaskData:
     return TaskData(examples, None)
 
 
+def local_columns(path: Path) -> set[str]:
+    """The columns of a local dataset file, read without loading it."""
+    import polars as pl
+
+    if path.suffix == ".parquet":
+        return set(pl.read_parquet_schema(path))
+    if path.suffix == ".csv":
+        return set(pl.read_csv(path, n_rows=1).columns)
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    return set(pl.read_ndjson(io.StringIO(first)).columns) if first.strip() else set()
+
+
+def is_answer_file(path: Path) -> bool:
+    """A local file with `text` and `answer` (no `label`) is a generative task."""
+    columns = local_columns(path)
+    return {"text", "answer"} <= columns and "label" not in columns
+
+
+def _local_answers(path: Path, frame: Any) -> TaskData:
+    if frame["text"].null_count() or frame["answer"].null_count():
+        raise UserError(f"dataset file '{path}': empty texts or answers — fill or drop them")
+    groups = frame["group"].cast(str) if "group" in frame.columns else frame["text"]
+    rows = zip(frame["text"].cast(str), frame["answer"].cast(str), groups, strict=True)
+    examples = make_answer_examples(rows)
+    if not examples:
+        raise UserError(f"dataset file '{path}' has no usable rows — check its `text` column")
+    return TaskData(examples, None, generative=True)
+
+
 def _register_defaults() -> None:
     DATASETS.register(
         "rotten_tomatoes",
@@ -163,6 +234,18 @@ def _register_defaults() -> None:
                 "MIT",
             ),
         )
+    DATASETS.register(
+        "chess_puzzles",
+        DatasetCard(
+            "chess_puzzles",
+            _load_chess,
+            "a position (FEN) and the opponent's move; generate the best reply (UCI), exact "
+            "match; finetune mode, decoders",
+            "hub Lichess/chess-puzzles",
+            "CC0-1.0",
+            generative=True,
+        ),
+    )
     from w2s_ray.hub_tasks import HUB_TASKS
 
     for name, task in HUB_TASKS.items():

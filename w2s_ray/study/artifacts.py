@@ -75,6 +75,31 @@ def load_labels(job_id: str) -> dict[str, float] | None:
     return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
 
 
+def answers_path(job_id: str) -> Path:
+    return cache_root() / "answers" / f"{job_id}.parquet"
+
+
+def save_answers(job_id: str, answers: dict[str, str]) -> None:
+    """A weak model's generated answers (generative tasks), by example id."""
+    buffer = io.BytesIO()
+    pl.DataFrame({"id": list(answers), "answer": list(answers.values())}).write_parquet(buffer)
+    atomic_write_bytes(answers_path(job_id), buffer.getvalue())
+
+
+def load_answers(job_id: str) -> dict[str, str] | None:
+    path = answers_path(job_id)
+    if not path.exists():
+        return None
+    try:
+        frame = pl.read_parquet(path)
+        if frame["answer"].null_count():
+            raise ValueError("missing answers")
+    except Exception as exc:
+        log.warning("answer cache %s is corrupted (%s); generating again", path, exc)
+        return None
+    return dict(zip(frame["id"].to_list(), frame["answer"].to_list(), strict=True))
+
+
 def scores_path(job_id: str) -> Path:
     return cache_root() / "scores" / f"{job_id}.parquet"
 

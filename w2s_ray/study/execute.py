@@ -22,7 +22,7 @@ from w2s_ray.infer.backend import ClassifierRef, InferenceBackend, get_backend
 from w2s_ray.infer.hf import pick_device, tokenize
 from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
 from w2s_ray.spec import LocalDataset, MethodSpec
-from w2s_ray.study import artifacts
+from w2s_ray.study import answers, artifacts
 from w2s_ray.study.faults import FaultReporter
 from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
@@ -337,6 +337,8 @@ def run_ground_truth(
 ) -> dict[str, Any] | None:
     """Fine-tune on the weak-train half's true labels: a weak supervisor and a ceiling."""
     splits = splits_for(study, job.dataset, job.seed or 0)
+    if job.dataset in study.answer_tasks:
+        return answers.run_ground_truth(job, study, store, splits) if parallel.rank == 0 else None
     labels = torch.tensor([ex.label for ex in splits.weak_train])
     targets = nn.functional.one_hot(labels, 2).float()
     trained = _train_and_evaluate(
@@ -350,6 +352,8 @@ def run_ground_truth(
 def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     """The weak supervisor's soft labels on the student half and the test set."""
     splits = splits_for(study, job.dataset, job.seed or 0)
+    if job.dataset in study.answer_tasks:
+        return answers.run_label(job, study, store, splits)
     examples = splits.student_train + splits.test
     supervisor = job.deps[0]
     soft = artifacts.load_labels(job.job_id)
@@ -439,6 +443,8 @@ def run_student(
 ) -> dict[str, Any] | None:
     """Train the strong model on the weak model's soft labels; evaluate on ground truth."""
     splits = splits_for(study, job.dataset, job.seed or 0)
+    if job.dataset in study.answer_tasks:
+        return answers.run_student(job, study, store, splits) if parallel.rank == 0 else None
     label_job = _labels_dep(job)
     soft = artifacts.load_labels(label_job)
     if soft is None:

@@ -77,6 +77,14 @@ class Study:
     spec: StudySpec
     cards: dict[str, ModelCard]
     pairs: list[tuple[str, str]]
+    answer_tasks: frozenset[str] = frozenset()  # generative tasks (answers, exact match)
+
+    def methods_for(self, dataset: str) -> list[MethodSpec]:
+        """The methods a dataset's students train with: on a generative task, the plain
+        language-model loss only (`xent` on answer tokens)."""
+        if dataset not in self.answer_tasks:
+            return list(self.spec.methods)
+        return [m for m in self.spec.methods if _plain_answer_method(m)]
 
     @property
     def data_config(self) -> DataConfig:
@@ -155,7 +163,7 @@ def resolve(spec: StudySpec) -> Study:
         )
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
-    study = Study(spec, cards, _pairs(spec, cards))
+    study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards))
     if generative and not study.generative_models():
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
@@ -169,6 +177,51 @@ def resolve(spec: StudySpec) -> Study:
             "method or those models"
         )
     return study
+
+
+def _plain_answer_method(method: MethodSpec) -> bool:
+    return (
+        method.loss_name == "xent"
+        and not method.options
+        and method.select == "last"
+        and not (method.bootstrap or method.generative)
+    )
+
+
+def _answer_tasks(spec: StudySpec, cards: dict[str, ModelCard]) -> frozenset[str]:
+    """Generative datasets of the study, checked against what they need before any compute."""
+    from w2s_ray.datasets import is_answer_file
+
+    found = set()
+    for i, dataset in enumerate(spec.datasets):
+        if isinstance(dataset, LocalDataset):
+            generative = is_answer_file(Path(dataset.path).expanduser())
+        else:
+            generative = DATASETS.get(dataset).generative
+        if not generative:
+            continue
+        name = dataset if isinstance(dataset, str) else dataset.name
+        where = (
+            f"key 'datasets[{i}]': '{name}' is a generative task (answers scored by exact match)"
+        )
+        if spec.mode != "finetune":
+            raise UserError(f"{where}, which trains whole models — set `mode: finetune`")
+        encoders = [m for m, card in cards.items() if card.arch != "decoder"]
+        if encoders:
+            raise UserError(f"{where}; only decoders write answers — drop {', '.join(encoders)}")
+        too_big = [m for m, card in cards.items() if card.resources.gpus > 1]
+        if too_big:
+            raise UserError(
+                f"{where}; its models train on one device, and {', '.join(too_big)} need(s) "
+                "several — drop them from the ladder"
+            )
+        if not any(_plain_answer_method(m) for m in spec.methods):
+            raise UserError(
+                f"{where}; its students learn answers with the language-model loss — add the "
+                "method `xent` (other losses and options apply to binary tasks only)"
+            )
+        found.add(name)
+    return frozenset(found)
 
 
 @contextlib.contextmanager
@@ -248,7 +301,8 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                 stages["features"].append(feat)
                 ident = {"features": feat.job_id}
             model_key[name] = ident
-        adapted = _generative_jobs(study, dataset, model_key)
+        answers = dataset in study.answer_tasks
+        adapted = {} if answers else _generative_jobs(study, dataset, model_key)
         stages["generative"] += adapted.values()
         gt: dict[tuple[str, int], Job] = {}
         labels: dict[tuple[str, int], Job] = {}
@@ -304,7 +358,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                 for w, strong in study.pairs:
                     if w != weak:
                         continue
-                    for method in spec.methods:
+                    for method in study.methods_for(dataset):
                         via = study.between(weak, strong) if method.bootstrap else []
                         if method.bootstrap and not via:
                             continue  # no rung between: the same as the method without it
@@ -333,7 +387,8 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                                 adapted.get(strong) if method.generative else None,
                             )
                         )  # fmt: skip
-        stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
+        if not answers:  # prompting baselines score two fixed answers: binary tasks only
+            stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
     return stages
 
 

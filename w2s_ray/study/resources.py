@@ -33,7 +33,7 @@ def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan
     None when the job runs in its trial's own process."""
     if job.stage not in TRAINING_STAGES or study.spec.mode != "finetune":
         return None
-    if job.stage == "generative":
+    if job.stage == "generative" or job.dataset in study.answer_tasks:
         return None  # language-model fine-tuning runs in its trial's own process
     card = study.cards[job.model]
     gpus = cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0

@@ -23,9 +23,17 @@ from w2s_ray.train.loop import (
 )
 
 
-def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token cross-entropy over real tokens only (padding is never a target)."""
+def causal_lm_loss(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    prompt_lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Next-token cross-entropy over real tokens only (padding is never a target); with
+    `prompt_lengths`, over each row's answer only (its first tokens are the prompt)."""
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if prompt_lengths is not None:
+        positions = torch.arange(labels.shape[1], device=labels.device)
+        labels = labels.masked_fill(positions[None, :] < prompt_lengths[:, None], -100)
     return model(**batch, labels=labels).loss
 
 
@@ -40,9 +48,11 @@ def lm_finetune(
     seed: int,
     checkpointer: Checkpointer | None = None,
     trust_remote_code: bool = False,
+    prompt_lengths: list[int] | None = None,
 ) -> dict[str, float]:
     """Train the causal LM at `model_path` on `token_ids`; save it (safetensors) and its
-    tokenizer to `out_dir`. Returns the first and last epochs' mean loss."""
+    tokenizer to `out_dir`. Returns the first and last epochs' mean loss. With
+    `prompt_lengths`, each row is prompt + answer and only the answer is learned."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not token_ids:
@@ -72,8 +82,11 @@ def lm_finetune(
         for first in range(0, len(order), batch_size):
             idx = order[first : first + batch_size]
             batch = {k: v.to(device) for k, v in inputs.batch(idx).items()}
+            prompts = None
+            if prompt_lengths is not None:
+                prompts = torch.tensor([prompt_lengths[i] for i in idx.tolist()], device=device)
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-                loss = causal_lm_loss(model, batch)
+                loss = causal_lm_loss(model, batch, prompts)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"language-model loss became {loss.item()} at epoch {epoch}: lower the "
@@ -118,3 +131,46 @@ def perplexity(model_path: str, token_ids: list[list[int]]) -> float:
             total += causal_lm_loss(model, batch).item() * (len(ids) - 1)
             tokens += len(ids) - 1
     return math.exp(total / max(1, tokens))
+
+
+@torch.inference_mode()
+def greedy_answers(
+    model_path: str,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 64,
+    trust_remote_code: bool = False,
+) -> list[str]:
+    """Each prompt's greedy continuation, decoded (prompts padded on the left, in batches)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype
+    ).to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    answers: list[str] = [""] * len(prompts)
+    for first in range(0, len(prompts), batch_size):
+        rows = prompts[first : first + batch_size]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding: every prompt ends at the last column
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad_id,
+        )
+        for i, row in enumerate(out[:, width:].tolist()):
+            answers[first + i] = tokenizer.decode(row, skip_special_tokens=True)
+    return answers

@@ -1,0 +1,132 @@
+"""Stage runners for generative tasks (chess puzzles): the weak model and the ceiling learn
+true answers, the weak model writes answers for the student half, the student learns those,
+and every model is scored by exact match of its greedy answer. No Ray here.
+
+Accuracy is exact-match accuracy, so PGR is computed from the same columns as for binary
+tasks; AUROC has no meaning here and is left NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from w2s_ray.datasets import Example
+from w2s_ray.infer.hf import tokenize
+from w2s_ray.study import artifacts
+from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.store import StudyStore
+from w2s_ray.train.generative import greedy_answers, lm_finetune
+from w2s_ray.train.model import load_backbone_tokenizer
+
+MAX_ANSWER_TOKENS = 8  # chess moves need at most 6 tokens in the tokenizers tried
+
+
+def _exact(predicted: str, answer: str) -> bool:
+    words = predicted.split()
+    return bool(words) and words[0] == answer.strip()
+
+
+def _accuracy(predicted: dict[str, str], examples: list[Example]) -> float:
+    hits = sum(_exact(predicted[ex.id], ex.answer or "") for ex in examples)
+    return hits / len(examples)
+
+
+def _prompt_ids(study: Study, path: str, examples: list[Example]) -> list[list[int]]:
+    tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
+    return tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+
+
+def train_on_answers(
+    job: Job, study: Study, store: StudyStore, examples: list[Example], answers: dict[str, str]
+) -> str:
+    """The job's model fine-tuned on (prompt, answer) pairs, learning the answers only;
+    cached by job id like every artifact, so a rerun reads it back."""
+    out = artifacts.backbone_dir(job.job_id)
+    if artifacts.load_backbone_record(job.job_id) is not None:
+        return str(out)
+    card = study.cards[job.model]
+    path = card.resolve_path()
+    tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
+    prompts = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+    # the answer, then end-of-text: a model that learns where answers stop writes one move
+    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    rows = [
+        p + tokenizer(answers[ex.id], add_special_tokens=False)["input_ids"] + end
+        for p, ex in zip(prompts, examples, strict=True)
+    ]
+    method = next((m for m in study.spec.methods if m.name == job.method), None)
+    cfg = study.train_config(job.model, job.seed or 0, method)
+    checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
+    record = lm_finetune(
+        path,
+        rows,
+        out,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=job.seed or 0,
+        checkpointer=checkpointer,
+        trust_remote_code=study.spec.trust_remote_code,
+        prompt_lengths=[len(p) for p in prompts],
+    )
+    artifacts.save_backbone_record(job.job_id, record)
+    checkpointer.clear()
+    return str(out)
+
+
+def answer(study: Study, model_dir: str, examples: list[Example]) -> dict[str, str]:
+    """Each example's answer: the first word of the greedy continuation, with the leading
+    space answers carry (what a student then learns to write)."""
+    prompts = _prompt_ids(study, model_dir, examples)
+    texts = greedy_answers(
+        model_dir,
+        prompts,
+        max_new_tokens=MAX_ANSWER_TOKENS,
+        trust_remote_code=study.spec.trust_remote_code,
+    )
+    return {
+        ex.id: " " + (text.split() or [""])[0] for ex, text in zip(examples, texts, strict=True)
+    }
+
+
+def _metrics(predicted: dict[str, str], test: list[Example]) -> dict[str, Any]:
+    return {"test_accuracy": _accuracy(predicted, test), "test_auroc": float("nan")}
+
+
+def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+    """Weak supervisor and ceiling: learn the true answers of the weak-train half."""
+    truth = {ex.id: ex.answer or "" for ex in splits.weak_train}
+    model_dir = train_on_answers(job, study, store, splits.weak_train, truth)
+    return {**_metrics(answer(study, model_dir, splits.test), splits.test),
+            "n_train": len(splits.weak_train)}  # fmt: skip
+
+
+def run_label(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+    """The weak supervisor's greedy answers for the student half and the test set."""
+    examples = splits.student_train + splits.test
+    written = artifacts.load_answers(job.job_id)
+    if written is None:
+        supervisor = artifacts.backbone_dir(job.deps[0])
+        if artifacts.load_backbone_record(job.deps[0]) is None:
+            raise RuntimeError(f"model {supervisor} is missing; rerun the study to rebuild it")
+        artifacts.save_answers(job.job_id, answer(study, str(supervisor), examples))
+        written = artifacts.load_answers(job.job_id)
+    assert written is not None
+    return {**_metrics(written, splits.test), "n_train": len(splits.student_train)}
+
+
+def run_student(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+    """The strong model learns the weak answers; scored on the true ones."""
+    label_job = next(d for d in job.deps if d.startswith("label-"))
+    weak = artifacts.load_answers(label_job)
+    if weak is None:
+        raise RuntimeError(f"weak answers {label_job} are missing; rerun the study to rebuild")
+    model_dir = train_on_answers(job, study, store, splits.student_train, weak)
+    predicted = answer(study, model_dir, splits.test)
+    agree = sum(predicted[ex.id] == weak[ex.id] for ex in splits.test)
+    return {
+        **_metrics(predicted, splits.test),
+        "n_train": len(splits.student_train),
+        "agreement_with_weak": agree / len(splits.test),
+        "selection": "last",
+    }
