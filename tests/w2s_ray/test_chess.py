@@ -13,9 +13,10 @@ import pytest
 from analysis.pgr import compute_pgr
 from w2s_ray.datasets import DATASETS, is_answer_file, load_local_file
 from w2s_ray.errors import UserError
-from w2s_ray.hub_tasks.chess import convert_chess, same_move
+from w2s_ray.hub_tasks.chess import convert_chess
 from w2s_ray.spec import parse_spec
 from w2s_ray.study import artifacts
+from w2s_ray.study.answers import exact_match
 from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import plan_jobs, resolve
 from w2s_ray.study.store import StudyStore, results_frame
@@ -60,8 +61,8 @@ def test_converter_reads_the_hub_schema():
     assert "Position (FEN): r6k/pp2r2p/4Rp1Q/3p4/8/1N1P2R1/PqP2bPP/7K b" in first["text"]
     assert "Opponent plays: f2g3" in first["text"] and first["text"].endswith("Best reply:")
     assert examples[0]["group"] == examples[2]["group"] != examples[1]["group"]
-    assert same_move(" e6e7\n", " e6e7") and not same_move(" e6e8", " e6e7")
-    assert not same_move("", " e6e7")
+    assert exact_match(" e6e7\n", " e6e7") and exact_match(" e6e7 d1d2", " e6e7")
+    assert not exact_match(" e6e8", " e6e7") and not exact_match("", " e6e7")
     card = DATASETS.get("chess_puzzles")
     assert card.generative and "Lichess/chess-puzzles" in card.source
 

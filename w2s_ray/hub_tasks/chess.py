@@ -18,8 +18,6 @@ from w2s_ray.hub_tasks.common import group_key
 HF_PATH = "Lichess/chess-puzzles"
 # The database holds millions of puzzles; a study caps its pool and test set far below this.
 HUB_SPLIT = "train[:200000]"
-# The longest UCI move is five characters (a promotion, e7e8q); answers are read up to here.
-MAX_ANSWER_TOKENS = 6
 
 
 class AnswerExample(TypedDict):
@@ -58,9 +56,3 @@ def _game(row: Mapping[str, Any]) -> str:
     if url:
         return urlparse(url).path.strip("/").split("/")[0]
     return str(row.get("GameId") or row.get("PuzzleId") or "")
-
-
-def same_move(predicted: str, answer: str) -> bool:
-    """Exact match on the move: surrounding space and a trailing newline do not count."""
-    words = predicted.split()
-    return bool(words) and words[0] == answer.strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
 from w2s_ray.infer.hf import tokenize
 from w2s_ray.study import artifacts
@@ -18,16 +19,17 @@ from w2s_ray.study.store import StudyStore
 from w2s_ray.train.generative import greedy_answers, lm_finetune
 from w2s_ray.train.model import load_backbone_tokenizer
 
-MAX_ANSWER_TOKENS = 8  # chess moves need at most 6 tokens in the tokenizers tried
+MAX_ANSWER_TOKENS = 8  # a UCI move (at most 5 characters) is a few tokens; one word is read
 
 
-def _exact(predicted: str, answer: str) -> bool:
+def exact_match(predicted: str, answer: str) -> bool:
+    """The first word written is the answer: surrounding space and what follows don't count."""
     words = predicted.split()
     return bool(words) and words[0] == answer.strip()
 
 
 def _accuracy(predicted: dict[str, str], examples: list[Example]) -> float:
-    hits = sum(_exact(predicted[ex.id], ex.answer or "") for ex in examples)
+    hits = sum(exact_match(predicted[ex.id], ex.answer or "") for ex in examples)
     return hits / len(examples)
 
 
@@ -93,7 +95,7 @@ def _metrics(predicted: dict[str, str], test: list[Example]) -> dict[str, Any]:
     return {"test_accuracy": _accuracy(predicted, test), "test_auroc": float("nan")}
 
 
-def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:
     """Weak supervisor and ceiling: learn the true answers of the weak-train half."""
     truth = {ex.id: ex.answer or "" for ex in splits.weak_train}
     model_dir = train_on_answers(job, study, store, splits.weak_train, truth)
@@ -101,7 +103,7 @@ def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Any) -> 
             "n_train": len(splits.weak_train)}  # fmt: skip
 
 
-def run_label(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:
     """The weak supervisor's greedy answers for the student half and the test set."""
     examples = splits.student_train + splits.test
     written = artifacts.load_answers(job.job_id)
@@ -115,7 +117,7 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[st
     return {**_metrics(written, splits.test), "n_train": len(splits.student_train)}
 
 
-def run_student(job: Job, study: Study, store: StudyStore, splits: Any) -> dict[str, Any]:
+def run_student(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:
     """The strong model learns the weak answers; scored on the true ones."""
     label_job = next(d for d in job.deps if d.startswith("label-"))
     weak = artifacts.load_answers(label_job)
