@@ -29,7 +29,7 @@ def _spec(
         "methods": ["logconf"],  # its whole-batch threshold must span the ranks
         "data": {"n_train": 128, "n_test": 60},
         "train": {
-            "epochs": 3,
+            "epochs": 2,
             "lr": 1e-3,
             "batch_size": 16,
             "max_length": 16,

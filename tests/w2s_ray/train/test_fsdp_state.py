@@ -49,10 +49,16 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory) -> dict[str, torch.Tensor]:
+def single_dir(tmp_path_factory) -> Path:
+    """One process, also choosing an epoch on held-out rows (which changes no weight)."""
     out = tmp_path_factory.mktemp("single")
-    _train(out, 1)
-    return _weights(out)
+    _train(out, 1, select=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single(single_dir) -> dict[str, torch.Tensor]:
+    return _weights(single_dir)
 
 
 def test_a_preempted_fsdp_job_resumes_to_the_single_process_model(single, tmp_path):
@@ -80,10 +86,9 @@ def test_checkpoints_move_between_fsdp_and_one_process(single, tmp_path):
     _assert_same(single, _weights(whole_first))
 
 
-def test_epoch_choice_under_fsdp_matches_one_process(single, tmp_path):
+def test_epoch_choice_under_fsdp_matches_one_process(single, single_dir, tmp_path):
     """Sharded ranks score the held-out rows together and gather the chosen weights."""
-    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
-    _train(whole, 1, select=True)
+    whole, sharded = single_dir, tmp_path / "sharded"
     _train(sharded, 2, select=True)
     _assert_same(single, _weights(sharded))  # choosing an epoch does not change training
     chosen = json.loads((whole / "chosen.json").read_text())
