@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +56,42 @@ def load_features(job_id: str) -> tuple[dict[str, int], torch.Tensor] | None:
     return {ex_id: i for i, ex_id in enumerate(ids)}, features
 
 
-def save_labels(job_id: str, ids: list[str], probs: torch.Tensor) -> None:
+def _write_frame(path: Path, frame: pl.DataFrame) -> None:
     buffer = io.BytesIO()
-    pl.DataFrame({"id": ids, "p1": probs[:, 1].double().tolist()}).write_parquet(buffer)
-    atomic_write_bytes(labels_path(job_id), buffer.getvalue())
+    frame.write_parquet(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_labels(job_id: str) -> dict[str, float] | None:
-    path = labels_path(job_id)
+def _read_frame(
+    path: Path, check: Callable[[pl.DataFrame], None], cache: str, then: str
+) -> pl.DataFrame | None:
+    """A cached table, or None if missing or if `check` (or reading) fails: then it is
+    logged and the caller rebuilds it."""
     if not path.exists():
         return None
     try:
         frame = pl.read_parquet(path)
-        if frame["p1"].is_nan().any() or not frame["p1"].is_between(0, 1).all():
-            raise ValueError("probabilities outside [0, 1]")
+        check(frame)
     except Exception as exc:
-        log.warning("label cache %s is corrupted (%s); relabeling", path, exc)
+        log.warning("%s cache %s is corrupted (%s); %s", cache, path, exc, then)
+        return None
+    return frame
+
+
+def save_labels(job_id: str, ids: list[str], probs: torch.Tensor) -> None:
+    _write_frame(
+        labels_path(job_id), pl.DataFrame({"id": ids, "p1": probs[:, 1].double().tolist()})
+    )
+
+
+def _check_probabilities(frame: pl.DataFrame) -> None:
+    if frame["p1"].is_nan().any() or not frame["p1"].is_between(0, 1).all():
+        raise ValueError("probabilities outside [0, 1]")
+
+
+def load_labels(job_id: str) -> dict[str, float] | None:
+    frame = _read_frame(labels_path(job_id), _check_probabilities, "label", "relabeling")
+    if frame is None:
         return None
     return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
 
@@ -81,21 +102,18 @@ def answers_path(job_id: str) -> Path:
 
 def save_answers(job_id: str, answers: dict[str, str]) -> None:
     """A weak model's generated answers (generative tasks), by example id."""
-    buffer = io.BytesIO()
-    pl.DataFrame({"id": list(answers), "answer": list(answers.values())}).write_parquet(buffer)
-    atomic_write_bytes(answers_path(job_id), buffer.getvalue())
+    frame = pl.DataFrame({"id": list(answers), "answer": list(answers.values())})
+    _write_frame(answers_path(job_id), frame)
+
+
+def _check_answers(frame: pl.DataFrame) -> None:
+    if frame["answer"].null_count():
+        raise ValueError("missing answers")
 
 
 def load_answers(job_id: str) -> dict[str, str] | None:
-    path = answers_path(job_id)
-    if not path.exists():
-        return None
-    try:
-        frame = pl.read_parquet(path)
-        if frame["answer"].null_count():
-            raise ValueError("missing answers")
-    except Exception as exc:
-        log.warning("answer cache %s is corrupted (%s); generating again", path, exc)
+    frame = _read_frame(answers_path(job_id), _check_answers, "answer", "generating again")
+    if frame is None:
         return None
     return dict(zip(frame["id"].to_list(), frame["answer"].to_list(), strict=True))
 
@@ -118,27 +136,20 @@ def save_scores(
             "backend": [backend] * len(ids),
         }
     )
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    atomic_write_bytes(scores_path(job_id), buffer.getvalue())
+    _write_frame(scores_path(job_id), frame)
 
 
 def load_scores(job_id: str, ids: list[str]) -> pl.DataFrame | None:
     """The scores of exactly `ids` in that order, or None if missing or damaged (rescored)."""
-    path = scores_path(job_id)
-    if not path.exists():
-        return None
-    try:
-        frame = pl.read_parquet(path)
+
+    def check(frame: pl.DataFrame) -> None:
         if frame["id"].to_list() != ids:
             raise ValueError("its examples are not this job's")
         logprobs = frame.select("logprob_0", "logprob_1").to_numpy()
         if not (logprobs <= 1e-6).all():  # also false for NaN
             raise ValueError("log-probabilities above 0 or NaN")
-    except Exception as exc:
-        log.warning("score cache %s is corrupted (%s); scoring again", path, exc)
-        return None
-    return frame
+
+    return _read_frame(scores_path(job_id), check, "score", "scoring again")
 
 
 def backbone_dir(job_id: str) -> Path:
