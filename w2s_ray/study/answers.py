@@ -56,8 +56,7 @@ def train_on_answers(
         p + tokenizer(answers[ex.id], add_special_tokens=False)["input_ids"] + end
         for p, ex in zip(prompts, examples, strict=True)
     ]
-    method = next((m for m in study.spec.methods if m.name == job.method), None)
-    cfg = study.train_config(job.model, job.seed or 0, method)
+    cfg = study.train_config(job.model, job.seed or 0, study.method(job.method))
     checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
     record = lm_finetune(
         path,

@@ -178,7 +178,7 @@ def _inputs(study: Study, job: Job, examples: list[Example]) -> Inputs:
             raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
         rows, features = loaded
         return FeatureInputs(features[[rows[ex.id] for ex in examples]])
-    tokenizer = _backbone(study, job)[1]
+    tokenizer = load_backbone_tokenizer(model_path(study, job), study.spec.trust_remote_code)
     ids = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
     return TokenInputs(ids, tokenizer.pad_token_id)
 
@@ -196,22 +196,15 @@ def model_path(study: Study, job: Job) -> str:
     return study.cards[job.model].resolve_path()
 
 
-def _backbone(study: Study, job: Job) -> tuple[nn.Module, Any]:
-    return load_backbone(model_path(study, job), trust_remote_code=study.spec.trust_remote_code)
-
-
 def _classifier(study: Study, job: Job, inputs: Inputs) -> nn.Module:
     """The model to train, on this process's device (a GPU when there is one)."""
     if isinstance(inputs, FeatureInputs):
         model: nn.Module = ProbeClassifier(inputs.features.shape[1])
     else:
-        backbone = _backbone(study, job)[0]
+        trust = study.spec.trust_remote_code
+        backbone = load_backbone(model_path(study, job), trust_remote_code=trust)[0]
         model = FinetuneClassifier(backbone, study.cards[job.model].pooling)
     return model.to(pick_device())
-
-
-def _method(study: Study, job: Job) -> MethodSpec | None:
-    return next((m for m in study.spec.methods if m.name == job.method), None)
 
 
 def _selection(
@@ -253,7 +246,7 @@ def _train_and_evaluate(
     """Train on `targets`, save the weights, return the probabilities on `evaluate` and what
     was chosen (rank 0 only). `tag` names this model's files when a job trains several."""
     torch.manual_seed(job.seed or 0)
-    method = _method(study, job)
+    method = study.method(job.method)
     selection = _selection(job, method, train, targets)
     info: dict[str, Any] = {"selection": method.select if method else "last"}
     fit_examples, fit_targets = train, targets
@@ -327,6 +320,12 @@ def _train_and_evaluate(
     return predict_probs(unwrapped(model), eval_inputs), info
 
 
+def _probs(p1: dict[str, float], examples: list[Example]) -> torch.Tensor:
+    """[N, 2] class probabilities of `examples` from stored P(label 1) by example id."""
+    ones = torch.tensor([p1[ex.id] for ex in examples], dtype=torch.float32)
+    return torch.stack([1 - ones, ones], dim=1)
+
+
 def _metrics(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
     labels = torch.tensor([ex.label for ex in examples])
     return {"test_accuracy": accuracy(probs, labels), "test_auroc": auroc(probs[:, 1], labels)}
@@ -376,9 +375,10 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)
         soft = artifacts.load_labels(job.job_id)  # as stored: what students will train on
     assert soft is not None
-    test_p1 = torch.tensor([soft[ex.id] for ex in splits.test])
-    probs = torch.stack([1 - test_p1, test_p1], dim=1)
-    return {**_metrics(probs, splits.test), "n_train": len(splits.student_train)}
+    return {
+        **_metrics(_probs(soft, splits.test), splits.test),
+        "n_train": len(splits.student_train),
+    }
 
 
 def _labels_dep(job: Job) -> str:
@@ -409,10 +409,15 @@ def run_bootstrap_step(
         for fold in range(FOLDS):
             train = [ex for ex in pool if fold_of[ex.id] != fold]
             own = [ex for ex in pool if fold_of[ex.id] == fold]
-            p1 = torch.tensor([previous[ex.id] for ex in train], dtype=torch.float32)
-            targets = torch.stack([1 - p1, p1], dim=1)
             trained = _train_and_evaluate(
-                job, study, store, train, targets, own + splits.test, parallel, f"-fold{fold}"
+                job,
+                study,
+                store,
+                train,
+                _probs(previous, train),
+                own + splits.test,
+                parallel,
+                f"-fold{fold}",
             )
             if trained is None:
                 continue
@@ -427,13 +432,11 @@ def run_bootstrap_step(
         labels = artifacts.load_labels(job.job_id)  # as stored: what the next rung trains on
     if parallel.rank != 0 or labels is None:
         return None
-    test_p1 = torch.tensor([labels[ex.id] for ex in splits.test])
-    previous_p1 = torch.tensor([previous[ex.id] for ex in splits.test])
-    probs = torch.stack([1 - test_p1, test_p1], dim=1)
+    probs = _probs(labels, splits.test)
     return {
         **_metrics(probs, splits.test),
         "n_train": len(pool),
-        "agreement_with_weak": agreement(probs, torch.stack([1 - previous_p1, previous_p1], 1)),
+        "agreement_with_weak": agreement(probs, _probs(previous, splits.test)),
         "chain": ">".join(job.chain),
     }
 
@@ -449,16 +452,19 @@ def run_student(
     soft = artifacts.load_labels(label_job)
     if soft is None:
         raise RuntimeError(f"weak labels {label_job} are missing; rerun the study to rebuild")
-    p1 = torch.tensor([soft[ex.id] for ex in splits.student_train], dtype=torch.float32)
-    targets = torch.stack([1 - p1, p1], dim=1)
     trained = _train_and_evaluate(
-        job, study, store, splits.student_train, targets, splits.test, parallel
+        job,
+        study,
+        store,
+        splits.student_train,
+        _probs(soft, splits.student_train),
+        splits.test,
+        parallel,
     )
     if trained is None:
         return None
     probs, info = trained
-    weak_p1 = torch.tensor([soft[ex.id] for ex in splits.test], dtype=torch.float32)
-    weak_probs = torch.stack([1 - weak_p1, weak_p1], dim=1)
+    weak_probs = _probs(soft, splits.test)
     return {
         **_metrics(probs, splits.test),
         **info,

@@ -79,6 +79,10 @@ class Study:
     pairs: list[tuple[str, str]]
     answer_tasks: frozenset[str] = frozenset()  # generative tasks (answers, exact match)
 
+    def method(self, name: str | None) -> MethodSpec | None:
+        """The spec of method `name`; None for jobs that train on true labels."""
+        return next((m for m in self.spec.methods if m.name == name), None)
+
     def methods_for(self, dataset: str) -> list[MethodSpec]:
         """The methods a dataset's students train with: on a generative task, the plain
         language-model loss only (`xent` on answer tokens)."""
