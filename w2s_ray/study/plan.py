@@ -106,13 +106,10 @@ class Study:
 
     def prompted_models(self) -> list[str]:
         """Strong models that baselines prompt: decoders (an encoder has no next token)."""
-        if not self.spec.baselines.enabled:
-            return []
-        strong = {s for _, s in self.pairs}
-        return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
+        return self.strong_decoders() if self.spec.baselines.enabled else []
 
-    def generative_models(self) -> list[str]:
-        """Strong models that generative fine-tuning applies to: decoders."""
+    def strong_decoders(self) -> list[str]:
+        """Strong models that are decoders: what can be prompted or fine-tuned as an LM."""
         strong = {s for _, s in self.pairs}
         return [m for m in self.cards if m in strong and self.cards[m].arch == "decoder"]
 
@@ -168,12 +165,12 @@ def resolve(spec: StudySpec) -> Study:
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
     study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards))
-    if generative and not study.generative_models():
+    if generative and not study.strong_decoders():
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
             "decoder (a language model to fine-tune) — add one, e.g. smollm2-135m or gpt2"
         )
-    too_big = [m for m in study.generative_models() if cards[m].resources.gpus > 1]
+    too_big = _several_devices(cards, study.strong_decoders())
     if generative and too_big:
         raise UserError(
             f"key 'methods[{generative[0]}].generative': language-model fine-tuning runs on "
@@ -181,6 +178,12 @@ def resolve(spec: StudySpec) -> Study:
             "method or those models"
         )
     return study
+
+
+def _several_devices(cards: dict[str, ModelCard], names: list[str]) -> list[str]:
+    """Models whose card asks for more than one device: what the single-process language-
+    model trainers (generative fine-tuning, answer tasks) cannot take."""
+    return [name for name in names if cards[name].resources.gpus > 1]
 
 
 def _plain_answer_method(method: MethodSpec) -> bool:
@@ -213,7 +216,7 @@ def _answer_tasks(spec: StudySpec, cards: dict[str, ModelCard]) -> frozenset[str
         encoders = [m for m, card in cards.items() if card.arch != "decoder"]
         if encoders:
             raise UserError(f"{where}; only decoders write answers — drop {', '.join(encoders)}")
-        too_big = [m for m, card in cards.items() if card.resources.gpus > 1]
+        too_big = _several_devices(cards, list(cards))
         if too_big:
             raise UserError(
                 f"{where}; its models train on one device, and {', '.join(too_big)} need(s) "
@@ -445,7 +448,7 @@ def _generative_jobs(
     if not any(m.generative for m in study.spec.methods):
         return {}
     jobs = {}
-    for model in study.generative_models():
+    for model in study.strong_decoders():
         key = {**model_key[model], "generative": study.spec.generative.model_dump()}
         if study.spec.generative.lr is None:
             key["generative"]["lr"] = study.cards[model].lr
