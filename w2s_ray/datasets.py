@@ -52,34 +52,34 @@ def example_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def make_examples(rows: Iterable[tuple[str, int, str]]) -> list[Example]:
-    """Build examples, dropping empty texts and duplicates (both copies if labels disagree)."""
+def _deduplicated(examples: Iterable[Example]) -> list[Example]:
+    """One example per text: the first copy, or none if copies disagree on label or answer."""
     by_id: dict[str, Example] = {}
     conflicting: set[str] = set()
-    for text, label, group in rows:
-        text = text.strip()
-        if not text:
-            continue
-        ex = Example(example_id(text), text, int(label), group)
+    for ex in examples:
         seen = by_id.get(ex.id)
-        if seen is not None and seen.label != ex.label:
+        if seen is not None and (seen.label, seen.answer) != (ex.label, ex.answer):
             conflicting.add(ex.id)
         by_id.setdefault(ex.id, ex)
     return [ex for ex in by_id.values() if ex.id not in conflicting]
+
+
+def make_examples(rows: Iterable[tuple[str, int, str]]) -> list[Example]:
+    """Build examples, dropping empty texts and duplicates (both copies if labels disagree)."""
+    stripped = ((text.strip(), label, group) for text, label, group in rows)
+    return _deduplicated(
+        Example(example_id(text), text, int(label), group)
+        for text, label, group in stripped
+        if text
+    )
 
 
 def make_answer_examples(rows: Iterable[tuple[str, str, str]]) -> list[Example]:
     """Examples of a generative task: (prompt, answer, group); a prompt seen twice is kept
     once, and dropped if its answers disagree."""
-    by_id: dict[str, Example] = {}
-    conflicting: set[str] = set()
-    for text, answer, group in rows:
-        ex = Example(example_id(text), text, 0, group, answer)
-        seen = by_id.get(ex.id)
-        if seen is not None and seen.answer != ex.answer:
-            conflicting.add(ex.id)
-        by_id.setdefault(ex.id, ex)
-    return [ex for ex in by_id.values() if ex.id not in conflicting]
+    return _deduplicated(
+        Example(example_id(text), text, 0, group, answer) for text, answer, group in rows
+    )
 
 
 def _load_chess() -> TaskData:
@@ -155,7 +155,7 @@ def load_local_file(path: Path) -> TaskData:
     if not path.is_file():
         raise UserError(f"dataset file '{path}' does not exist — check the `path` in the study")
     frame = readers[path.suffix](path)
-    if {"text", "answer"} <= set(frame.columns) and "label" not in frame.columns:
+    if _holds_answers(set(frame.columns)):
         return _local_answers(path, frame)
     missing = {"text", "label"} - set(frame.columns)
     if missing:
@@ -195,10 +195,13 @@ def local_columns(path: Path) -> set[str]:
     return set(pl.read_ndjson(io.StringIO(first)).columns) if first.strip() else set()
 
 
-def is_answer_file(path: Path) -> bool:
+def _holds_answers(columns: set[str]) -> bool:
     """A local file with `text` and `answer` (no `label`) is a generative task."""
-    columns = local_columns(path)
     return {"text", "answer"} <= columns and "label" not in columns
+
+
+def is_answer_file(path: Path) -> bool:
+    return _holds_answers(local_columns(path))
 
 
 def _local_answers(path: Path, frame: Any) -> TaskData:
