@@ -15,7 +15,12 @@ from safetensors.torch import load
 from w2s_ray.infer.backend import ClassifierRef
 from w2s_ray.train.inputs import TokenInputs, length_sorted_batches
 from w2s_ray.train.loop import predict_probs
-from w2s_ray.train.model import FinetuneClassifier, load_backbone, pool_hidden
+from w2s_ray.train.model import (
+    FinetuneClassifier,
+    load_backbone,
+    load_backbone_tokenizer,
+    pool_hidden,
+)
 
 
 def tokenize(tokenizer: object, texts: list[str], max_length: int) -> list[list[int]]:
@@ -161,3 +166,37 @@ class TransformersBackend:
         self, model: str, prompts: list[list[int]], choices: list[list[int]]
     ) -> torch.Tensor:
         return score_choices(model, prompts, choices, trust_remote_code=self.trust_remote_code)
+
+
+@torch.inference_mode()
+def greedy_answers(
+    model_path: str,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 64,
+    trust_remote_code: bool = False,
+) -> list[str]:
+    """Each prompt's greedy continuation, decoded (prompts padded on the left, in batches)."""
+    model, device = _causal_lm(model_path, trust_remote_code)
+    tokenizer = load_backbone_tokenizer(model_path, trust_remote_code)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    answers: list[str] = [""] * len(prompts)
+    for first in range(0, len(prompts), batch_size):
+        rows = prompts[first : first + batch_size]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding: every prompt ends at the last column
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad_id,
+        )
+        for i, row in enumerate(out[:, width:].tolist()):
+            answers[first + i] = tokenizer.decode(row, skip_special_tokens=True)
+    return answers

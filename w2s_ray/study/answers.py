@@ -12,11 +12,11 @@ from typing import Any
 
 from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
-from w2s_ray.infer.hf import tokenize
+from w2s_ray.infer.hf import greedy_answers, tokenize
 from w2s_ray.study import artifacts
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.store import StudyStore
-from w2s_ray.train.generative import greedy_answers, lm_finetune
+from w2s_ray.train.generative import lm_finetune
 from w2s_ray.train.model import load_backbone_tokenizer
 
 MAX_ANSWER_TOKENS = 8  # a UCI move (at most 5 characters) is a few tokens; one word is read

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from w2s_ray.infer.hf import pick_device
 from w2s_ray.train.inputs import TokenInputs
 from w2s_ray.train.loop import (
     Checkpointer,
@@ -57,7 +58,7 @@ def lm_finetune(
 
     if not token_ids:
         raise ValueError("generative fine-tuning needs at least one text")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     model = AutoModelForCausalLM.from_pretrained(
         model_path, use_safetensors=True, trust_remote_code=trust_remote_code
     ).to(device)
@@ -131,46 +132,3 @@ def perplexity(model_path: str, token_ids: list[list[int]]) -> float:
             total += causal_lm_loss(model, batch).item() * (len(ids) - 1)
             tokens += len(ids) - 1
     return math.exp(total / max(1, tokens))
-
-
-@torch.inference_mode()
-def greedy_answers(
-    model_path: str,
-    prompts: list[list[int]],
-    *,
-    max_new_tokens: int,
-    batch_size: int = 64,
-    trust_remote_code: bool = False,
-) -> list[str]:
-    """Each prompt's greedy continuation, decoded (prompts padded on the left, in batches)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype
-    ).to(device)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    answers: list[str] = [""] * len(prompts)
-    for first in range(0, len(prompts), batch_size):
-        rows = prompts[first : first + batch_size]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # left padding: every prompt ends at the last column
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        out = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad_id,
-        )
-        for i, row in enumerate(out[:, width:].tolist()):
-            answers[first + i] = tokenizer.decode(row, skip_special_tokens=True)
-    return answers
