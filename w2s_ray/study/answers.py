@@ -14,9 +14,9 @@ from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
 from w2s_ray.infer.hf import greedy_answers, tokenize
 from w2s_ray.study import artifacts
+from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.store import StudyStore
-from w2s_ray.train.generative import lm_finetune
 from w2s_ray.train.model import load_backbone_tokenizer
 
 MAX_ANSWER_TOKENS = 8  # a UCI move (at most 5 characters) is a few tokens; one word is read
@@ -43,35 +43,30 @@ def train_on_answers(
 ) -> str:
     """The job's model fine-tuned on (prompt, answer) pairs, learning the answers only;
     cached by job id like every artifact, so a rerun reads it back."""
-    out = artifacts.backbone_dir(job.job_id)
-    if artifacts.load_backbone_record(job.job_id) is not None:
-        return str(out)
-    card = study.cards[job.model]
-    path = card.resolve_path()
-    tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
-    prompts = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
-    # the answer, then end-of-text: a model that learns where answers stop writes one move
-    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    rows = [
-        p + tokenizer(answers[ex.id], add_special_tokens=False)["input_ids"] + end
-        for p, ex in zip(prompts, examples, strict=True)
-    ]
+
+    def rows() -> tuple[list[list[int]], list[int]]:
+        path = study.cards[job.model].resolve_path()
+        tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
+        prompts = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+        # the answer, then end-of-text: a model that learns where answers stop writes one move
+        end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        ids = [
+            p + tokenizer(answers[ex.id], add_special_tokens=False)["input_ids"] + end
+            for p, ex in zip(prompts, examples, strict=True)
+        ]
+        return ids, [len(p) for p in prompts]
+
     cfg = study.train_config(job.model, job.seed or 0, study.method(job.method))
-    checkpointer = artifacts.FileCheckpointer(store, store.job_file(job.job_id, "checkpoint.pt"))
-    record = lm_finetune(
-        path,
+    out, _ = cached_lm_finetune(
+        job,
+        study,
+        store,
         rows,
-        out,
         epochs=cfg.epochs,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         seed=job.seed or 0,
-        checkpointer=checkpointer,
-        trust_remote_code=study.spec.trust_remote_code,
-        prompt_lengths=[len(p) for p in prompts],
     )
-    artifacts.save_backbone_record(job.job_id, record)
-    checkpointer.clear()
     return str(out)
 
 

@@ -24,11 +24,11 @@ from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
 from w2s_ray.spec import LocalDataset, MethodSpec
 from w2s_ray.study import answers, artifacts
 from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
-from w2s_ray.train.generative import lm_finetune
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
 from w2s_ray.train.metrics import accuracy, agreement, auroc
@@ -140,29 +140,23 @@ def run_generative(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     set, never a label); the result is a model folder in the cache, shared by the ceiling
     and every student that starts from it."""
     pool, _ = pool_and_test(job.dataset, _task_data(study, job.dataset), study.data_config)
-    out = artifacts.backbone_dir(job.job_id)
-    record = artifacts.load_backbone_record(job.job_id)
-    if record is None:
-        card = study.cards[job.model]
-        path = card.resolve_path()
-        tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
-        ids = tokenize(tokenizer, [ex.text for ex in pool], study.spec.train.max_length)
-        gen = study.spec.generative
-        checkpoint = store.job_file(job.job_id, "checkpoint.pt")
-        checkpointer = artifacts.FileCheckpointer(store, checkpoint)
-        record = lm_finetune(
-            path,
-            ids,
-            out,
-            epochs=gen.epochs,
-            lr=gen.lr or card.lr,
-            batch_size=study.spec.train.batch_size or card.batch_size,
-            seed=0,
-            checkpointer=checkpointer,
-            trust_remote_code=study.spec.trust_remote_code,
-        )
-        artifacts.save_backbone_record(job.job_id, record)
-        checkpointer.clear()
+    card = study.cards[job.model]
+
+    def texts() -> tuple[list[list[int]], None]:
+        tokenizer = load_backbone_tokenizer(card.resolve_path(), study.spec.trust_remote_code)
+        return tokenize(tokenizer, [ex.text for ex in pool], study.spec.train.max_length), None
+
+    gen = study.spec.generative
+    _, record = cached_lm_finetune(
+        job,
+        study,
+        store,
+        texts,
+        epochs=gen.epochs,
+        lr=gen.lr or card.lr,
+        batch_size=study.spec.train.batch_size or card.batch_size,
+        seed=0,
+    )
     return {**record, "n_train": len(pool)}
 
 
