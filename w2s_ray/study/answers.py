@@ -102,9 +102,7 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict
     examples = splits.student_train + splits.test
     written = artifacts.load_answers(job.job_id)
     if written is None:
-        supervisor = artifacts.backbone_dir(job.deps[0])
-        if artifacts.load_backbone_record(job.deps[0]) is None:
-            raise RuntimeError(f"model {supervisor} is missing; rerun the study to rebuild it")
+        supervisor = artifacts.finished_backbone(job.deps[0])
         artifacts.save_answers(job.job_id, answer(study, str(supervisor), examples))
         written = artifacts.load_answers(job.job_id)
     assert written is not None

@@ -175,6 +175,16 @@ def load_backbone_record(job_id: str) -> dict[str, float] | None:
         return None
 
 
+def finished_backbone(job_id: str) -> Path:
+    """The model folder job `job_id` finished writing, or an error saying how to get it."""
+    if load_backbone_record(job_id) is None:
+        raise RuntimeError(
+            f"the model {job_id} trained is not in this node's cache ({backbone_dir(job_id)}); "
+            "on a cluster W2S_CACHE must be shared storage — rerun the study to rebuild it"
+        )
+    return backbone_dir(job_id)
+
+
 def save_weights(store: StudyStore, rel: str, state: dict[str, torch.Tensor]) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     store.write_bytes(rel, save(tensors))

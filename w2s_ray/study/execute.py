@@ -180,13 +180,7 @@ def _inputs(study: Study, job: Job, examples: list[Example]) -> Inputs:
 def model_path(study: Study, job: Job) -> str:
     """Where `job`'s model loads from: its card, or the generatively fine-tuned copy."""
     if job.backbone is not None:
-        if artifacts.load_backbone_record(job.backbone) is None:
-            raise RuntimeError(
-                f"the generatively fine-tuned model {job.backbone} is not in this node's cache "
-                f"({artifacts.backbone_dir(job.backbone)}); on a cluster W2S_CACHE must be "
-                "shared storage — rerun the study to rebuild it"
-            )
-        return str(artifacts.backbone_dir(job.backbone))
+        return str(artifacts.finished_backbone(job.backbone))
     return study.cards[job.model].resolve_path()
 
 
