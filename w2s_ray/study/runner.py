@@ -18,6 +18,13 @@ from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
 from w2s_ray.study.store import StudyStore
+from w2s_ray.study.writes import (
+    StudyWriteError,
+    check_writable,
+    is_write_failure,
+    shorten_tune_write_failures,
+    write_failure,
+)
 
 
 @dataclass
@@ -150,12 +157,29 @@ def run_study(
     num_cpus: int | None = None,
 ) -> StudyOutcome:
     console = console or Console()
+    store = StudyStore(study_dir)
+    try:
+        return _run_study(spec, store, address, console, num_cpus)
+    except OSError as exc:
+        if is_write_failure(exc, store):
+            raise write_failure(exc, store) from None
+        raise
+
+
+def _run_study(
+    spec: StudySpec,
+    store: StudyStore,
+    address: str | None,
+    console: Console,
+    num_cpus: int | None,
+) -> StudyOutcome:
     # Tune runs each trial in a directory of its own: the store makes a relative path
     # absolute, or every job's files would land there instead of here.
-    store = StudyStore(study_dir)
     study = resolve(spec)
     check_study_dir(store, spec)
     check_not_running(store)
+    check_writable(store)  # a read-only or full directory is refused before any compute
+    shorten_tune_write_failures()
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.stages import run_stage
 
@@ -198,10 +222,21 @@ def run_study(
                 for job_id in runnable:  # trust the files, not the callbacks
                     progress.set(job_id, "done" if store.is_done(job_id) else "failed")
                 live.update(progress.table())
+                stop_on_write_failure(store, runnable)
             if not ran:
                 break
     console.line()  # a piped log would otherwise glue the next table to this one's last line
     return finish(study, stages, store, progress)
+
+
+def stop_on_write_failure(store: StudyStore, job_ids: set[str]) -> None:
+    """A job that could not write its files means every later job would fail the same way:
+    stop the study with that job's message rather than train on into a full disk."""
+    for job_id in sorted(job_ids):
+        error = store.read_error(job_id) or ""
+        if error.startswith(f"{StudyWriteError.__name__}: "):
+            raise StudyWriteError(error.split(": ", 1)[1].splitlines()[0])
+    check_writable(store)
 
 
 def finish(

@@ -8,6 +8,7 @@ further Tuner, `tune/<stage>-2` and so on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -23,6 +24,7 @@ from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.resources import WorkerPlan, job_resources, worker_plan
 from w2s_ray.study.store import StudyStore
+from w2s_ray.study.writes import is_write_failure, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,9 @@ def _job_trial(
     torch.set_num_threads(max(1, int(cpus)))
     store = StudyStore(study_dir)
     if not store.is_done(job.job_id):
-        store.mark_started(job.job_id)
         plan = workers[job.job_id]  # decided by the driver, with the trial's resources
         try:
+            store.mark_started(job.job_id)
             if plan is None:
                 run_job(job, study, store)
             else:
@@ -60,6 +62,15 @@ def _job_trial(
         except DETERMINISTIC_ERRORS as exc:
             # Running it again would fail the same way: record it and end the trial.
             store.write_error(job.job_id, f"{type(exc).__name__}: {exc}")
+            tune.report({"done": 0.0})
+            return
+        except OSError as exc:
+            if not is_write_failure(exc, store):
+                raise
+            # A full or read-only disk: a retry would train again only to fail to save.
+            failure = write_failure(exc, store)
+            with contextlib.suppress(OSError):  # the error file may not fit either
+                store.write_error(job.job_id, f"{type(failure).__name__}: {failure}")
             tune.report({"done": 0.0})
             return
         except Exception as exc:

@@ -1,0 +1,88 @@
+"""Failed writes (a full disk, a read-only mount) as one clear error, never a half file.
+
+Every study file is written to a temp file and renamed into place (`w2s_ray.cache`), so a
+write that fails leaves the previous state and nothing partial. What this module adds is
+the message: what could not be written, why, and how to go on without losing finished jobs.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+
+from w2s_ray.errors import UserError
+from w2s_ray.study.store import StudyStore
+
+# Errors that only a write can raise: whatever the path, the fix is the disk's.
+_DISK_ONLY = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EFBIG: "the file grew past the size this process may write",
+}
+# Errors a read can raise too: a write failure only when the path is the study's.
+_PERMISSION = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way of the folder",
+}
+
+
+class StudyWriteError(UserError):
+    """A study file could not be written; finished jobs are safe, resuming goes on."""
+
+
+def is_write_failure(exc: BaseException, store: StudyStore) -> bool:
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return False
+    if exc.errno in _DISK_ONLY:
+        return True
+    filename = str(exc.filename or "")
+    return exc.errno in _PERMISSION and store.is_local and filename.startswith(store.base)
+
+
+def write_failure(exc: OSError, store: StudyStore) -> StudyWriteError:
+    reason = _DISK_ONLY.get(exc.errno or 0) or _PERMISSION.get(exc.errno or 0) or exc.strerror
+    where = exc.filename or store.location
+    return StudyWriteError(
+        f"cannot write '{where}': {reason} ({exc.strerror}) — free space or make "
+        f"'{store.location}' writable, then `w2s-ray resume {store.location}` (finished jobs "
+        "are kept, no result is left half-written); or start over with another --study-dir"
+    )
+
+
+def check_writable(store: StudyStore) -> None:
+    """Write and remove a probe file, so a read-only or full study directory is refused
+    before Ray starts or any model trains."""
+    probe = f".write-probe-{socket.gethostname()}-{os.getpid()}"
+    try:
+        if store.is_local:
+            store.root.mkdir(parents=True, exist_ok=True)
+        store.write_bytes(probe, b"w2s-ray write probe\n")
+    except OSError as exc:
+        if exc.errno in _DISK_ONLY or exc.errno in _PERMISSION or not store.is_local:
+            raise write_failure(exc, store) from None
+        raise
+    store.delete(probe)
+
+
+class ShortWriteFailures(logging.Filter):
+    """Tune logs each state save that fails with its traceback; for a full or read-only
+    disk one line is enough, and the driver's own error says what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError) and exc.errno in _DISK_ONLY:
+            record.msg = f"{record.getMessage().rstrip(': ')}: {exc}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def shorten_tune_write_failures() -> None:
+    # the Ray Tune module that saves experiment state into the study directory
+    logger = logging.getLogger("ray.tune.execution.experiment_state")
+    if not any(isinstance(f, ShortWriteFailures) for f in logger.filters):
+        logger.addFilter(ShortWriteFailures())
