@@ -16,6 +16,7 @@ from rich.table import Table
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
+from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.writes import (
@@ -189,6 +190,8 @@ def _run_study(
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
     store.write_plan(plan_record(study, stages, cluster))
+    for note in send_back_broken_jobs([j for js in stages.values() for j in js], study, store):
+        console.print(f"[yellow]{note}[/yellow]")
     progress = StageProgress(stages)
     for jobs in stages.values():
         for job in jobs:

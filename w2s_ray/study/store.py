@@ -87,7 +87,8 @@ class StudyStore:
         """Where Ray (Tune, Train) should keep its own files for `parts`."""
         return "/".join([self.location, *parts])
 
-    def _path(self, rel: str) -> str:
+    def file_path(self, rel: str) -> str:
+        """Where `rel` is on the store's filesystem (pyarrow path, no scheme)."""
         return f"{self.base}/{rel}"
 
     @staticmethod
@@ -97,46 +98,46 @@ class StudyStore:
     # ---- bytes -------------------------------------------------------------------------
     def read_bytes(self, rel: str) -> bytes | None:
         try:
-            with self.fs.open_input_stream(self._path(rel)) as stream:
+            with self.fs.open_input_stream(self.file_path(rel)) as stream:
                 return stream.read()
         except (OSError, FileNotFoundError):
             return None
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         if self.is_local:
-            atomic_write_bytes(Path(self._path(rel)), data)
+            atomic_write_bytes(Path(self.file_path(rel)), data)
             return
-        parent = self._path(rel).rsplit("/", 1)[0]
+        parent = self.file_path(rel).rsplit("/", 1)[0]
         with contextlib.suppress(OSError):  # object stores need no folders; others do
             self.fs.create_dir(parent, recursive=True)
-        with self.fs.open_output_stream(self._path(rel)) as stream:
+        with self.fs.open_output_stream(self.file_path(rel)) as stream:
             stream.write(data)
 
     def append_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, (self.read_bytes(rel) or b"") + text.encode())
 
     def exists(self, rel: str) -> bool:
-        return self.fs.get_file_info(self._path(rel)).type != pafs.FileType.NotFound
+        return self.fs.get_file_info(self.file_path(rel)).type != pafs.FileType.NotFound
 
     def mtime(self, rel: str) -> float | None:
-        info = self.fs.get_file_info(self._path(rel))
+        info = self.fs.get_file_info(self.file_path(rel))
         if info.type == pafs.FileType.NotFound or info.mtime is None:
             return None
         return info.mtime.timestamp()
 
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):
-            self.fs.delete_file(self._path(rel))
+            self.fs.delete_file(self.file_path(rel))
 
     def subdirs(self, rel: str) -> list[str]:
-        selector = pafs.FileSelector(self._path(rel), allow_not_found=True)
+        selector = pafs.FileSelector(self.file_path(rel), allow_not_found=True)
         infos = self.fs.get_file_info(selector)
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
     def claim(self, rel: str) -> bool:
         """Create `rel` if it does not exist; True for the one caller that created it."""
         if self.is_local:
-            path = Path(self._path(rel))
+            path = Path(self.file_path(rel))
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))

@@ -1,16 +1,19 @@
-"""A trial that crashes once (an error, or its worker process dying) is retried and resumes."""
+"""A trial that crashes once (an error, or its worker process dying) is retried and resumes;
+damaged results, weights, checkpoints and cached labels are found and rebuilt."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from w2s_ray.spec import parse_spec
-from w2s_ray.study.runner import run_study
+from w2s_ray.spec import StudySpec, parse_spec
+from w2s_ray.study import artifacts
+from w2s_ray.study.runner import StudyOutcome, run_study
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +32,27 @@ def _spec(tiny_models: dict[str, Path], toy_dataset: Path) -> dict:
     }
 
 
-def test_crashed_trials_are_retried_from_their_checkpoint_with_the_same_results(
-    ray_session, tiny_models, toy_dataset, tmp_path
-):
-    quiet = Console(file=io.StringIO())
+@pytest.fixture(scope="module")
+def clean_run(ray_session, tiny_models, toy_dataset, tmp_path_factory):
+    """The study run once with nothing going wrong: what every drill must end with."""
     spec = parse_spec(_spec(tiny_models, toy_dataset))
-    clean = run_study(spec, tmp_path / "clean", console=quiet)
+    quiet = Console(file=io.StringIO())
+    return spec, run_study(spec, tmp_path_factory.mktemp("clean") / "study", console=quiet)
 
+
+def _same_metrics(got: StudyOutcome, want: StudyOutcome) -> bool:
+    return (
+        got.results.select(METRICS)
+        .sort("job_id")
+        .equals(want.results.select(METRICS).sort("job_id"))
+    )
+
+
+def test_crashed_trials_are_retried_from_their_checkpoint_with_the_same_results(
+    clean_run: tuple[StudySpec, StudyOutcome], tmp_path
+):
+    spec, clean = clean_run
+    quiet = Console(file=io.StringIO())
     faulty_dir = tmp_path / "faulty"
     faulty_dir.mkdir()
     faults = [
@@ -56,8 +73,47 @@ def test_crashed_trials_are_retried_from_their_checkpoint_with_the_same_results(
     for job in retried:  # each picked up the checkpoint its fault left behind
         resumes = (faulty_dir / "jobs" / job / "resumes.txt").read_text()
         assert int(resumes.split()[-1]) > 0
-    assert (
-        outcome.results.select(METRICS)
-        .sort("job_id")
-        .equals(clean.results.select(METRICS).sort("job_id"))
-    )
+    assert _same_metrics(outcome, clean)
+
+
+def test_damaged_results_weights_checkpoints_and_labels_are_found_and_rebuilt(
+    clean_run: tuple[StudySpec, StudyOutcome], tmp_path
+):
+    spec, clean = clean_run
+    study_dir = tmp_path / "study"
+    shutil.copytree(clean.study_dir, study_dir)
+    jobs = study_dir / "jobs"
+    deps = {
+        job["job_id"]: job["deps"]
+        for stage in json.loads((study_dir / "plan.json").read_text())["stages"].values()
+        for job in stage
+    }
+    reread, retrained = sorted(jobs.glob("ground_truth-*"))[:2]
+    # a result cut short: its finished weights are read back, nothing trains
+    (reread / "result.json").write_bytes((reread / "result.json").read_bytes()[:40])
+    weights_mtime = (reread / "model.safetensors").stat().st_mtime_ns
+    # a result and its weights overwritten: the model trains again
+    (retrained / "result.json").write_text("{}")
+    (retrained / "model.safetensors").write_bytes(b"\0" * 64)
+    # a student killed with a damaged checkpoint, whose weak labels the cache lost to damage
+    student = sorted(jobs.glob("student-*"))[0]
+    (student / "result.json").unlink()
+    (student / "model.safetensors").unlink()
+    (student / "checkpoint.pt").write_bytes(b"not a torch checkpoint")
+    label = next(d for d in deps[student.name] if d.startswith("label-"))
+    artifacts.labels_path(label).write_bytes(b"PAR1 damaged PAR1")
+
+    log = io.StringIO()
+    outcome = run_study(spec, study_dir, console=Console(file=log, width=300))
+    said = log.getvalue()
+    assert said.count("its result.json is damaged; running it again") == 2
+    assert "what it left for later jobs is missing or damaged; running it again" in said
+    assert outcome.failures == {}
+    assert _same_metrics(outcome, clean)  # rebuilt to the very numbers of the clean run
+    assert (reread / "model.safetensors").stat().st_mtime_ns == weights_mtime
+    assert (reread / "result.json.damaged").read_bytes()[:40] == (
+        reread / "result.json"
+    ).read_bytes()[:40]
+    assert (study_dir / "jobs" / label / "result.json.stale").is_file()
+    assert not (student / "resumes.txt").exists()  # the damaged checkpoint was not resumed
+    assert artifacts.load_labels(label) is not None
