@@ -1,24 +1,28 @@
-"""SIGKILL the driver twice mid-study, resume, and get what an uninterrupted run gets."""
+"""The fault drill (bench/fault_injection.py) on tiny models: the driver SIGKILLed at random
+moments and resumed, a trial's worker killed mid-training, and the end equal to a run that
+was never interrupted, with no finished job or cached weak label redone."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
+import importlib.util
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import polars as pl
 import pytest
 import yaml
 
 pytestmark = pytest.mark.slow
 
-METRICS = ["job_id", "stage", "test_accuracy", "test_auroc", "agreement_with_weak"]
+DRILL = Path(__file__).parents[3] / "bench" / "fault_injection.py"
+
+
+def _drill_module():
+    spec = importlib.util.spec_from_file_location("fault_injection", DRILL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
@@ -26,7 +30,7 @@ def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
         "name": "killed",
         "datasets": [{"name": "toy", "path": str(dataset)}],
         "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in models.items()],
-        "seeds": [0],  # one seed: two kills and a resume still cross every stage
+        "seeds": [0],
         "mode": "finetune",
         "methods": ["xent"],
         "data": {"n_train": 160, "n_test": 60},
@@ -37,86 +41,20 @@ def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
     return path
 
 
-def _driver(args: list[str], cache: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "W2S_CACHE": str(cache)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "w2s_ray.cli", *args, "--num-cpus", "2"],
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own group, so the Ray it starts can be cleaned up
-    )
-
-
-def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, "the driver ended before the moment to kill it"
-        assert time.monotonic() < deadline, "the moment to kill the driver never came"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
-    # what the driver started (its local Ray) goes down with it, as on a lost machine
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _snapshot(study_dir: Path) -> dict[str, bytes]:
-    return {p.parent.name: p.read_bytes() for p in study_dir.glob("jobs/*/result.json")}
-
-
-def _checkpoints(study_dir: Path, stage: str) -> list[Path]:
-    return list(study_dir.glob(f"jobs/{stage}-*/checkpoint.pt"))
-
-
-def test_a_study_killed_twice_resumes_to_the_uninterrupted_results(
+def test_random_driver_kills_and_a_worker_kill_end_as_the_uninterrupted_run(
     tiny_models, toy_dataset, tmp_path
 ):
+    drill = _drill_module()
     study = _study_file(tmp_path, tiny_models, toy_dataset)
-    log = tmp_path / "drivers.log"
-
-    reference_dir = tmp_path / "reference"
-    ref = _driver(["run", str(study), "--study-dir", str(reference_dir)], tmp_path / "c1", log)
-    assert ref.wait(timeout=600) == 0, log.read_text()[-3000:]
-
-    study_dir = tmp_path / "study"
-    cache = tmp_path / "c2"
-    # kill 1: while the first ground-truth fine-tunes are mid-training
-    first = _driver(["run", str(study), "--study-dir", str(study_dir)], cache, log)
-    _kill_when(first, lambda: bool(_checkpoints(study_dir, "ground_truth")))
-    after_first = _snapshot(study_dir)
-
-    # kill 2: after some jobs finished and a student is mid-training
-    second = _driver(["resume", str(study_dir)], cache, log)
-    _kill_when(second, lambda: bool(_checkpoints(study_dir, "student")))
-    after_second = _snapshot(study_dir)
-    assert len(after_second) > len(after_first)
-    labels = {p: p.stat().st_mtime_ns for p in (cache / "labels").glob("*.parquet")}
-    assert labels, "the weak labels were cached before the second kill"
-
-    final = _driver(["resume", str(study_dir)], cache, log)
-    assert final.wait(timeout=600) == 0, log.read_text()[-3000:]
-
-    # finished jobs were never run again: their result files are byte-identical
-    end = _snapshot(study_dir)
-    for job_id, data in after_second.items():
-        assert end[job_id] == data, job_id
-    # cached weak labels were reused, not rewritten
-    assert {p: p.stat().st_mtime_ns for p in labels} == labels
-    # a fine-tune killed mid-training restarted from its checkpoint, not from step 0
-    resumes = [p.read_text() for p in study_dir.glob("jobs/*/resumes.txt")]
-    assert resumes and all(int(r.split()[-1]) > 0 for r in resumes)
-    started = [json.loads(p.read_text()) for p in study_dir.glob("jobs/*/started.json")]
-    assert max(s["attempt"] for s in started) >= 2
-
-    # and the numbers are those of the uninterrupted run
-    got = pl.read_parquet(study_dir / "results.parquet").select(METRICS).sort("job_id")
-    want = pl.read_parquet(reference_dir / "results.parquet").select(METRICS).sort("job_id")
-    assert got.equals(want)
-    assert pl.read_parquet(study_dir / "pgr.parquet").equals(
-        pl.read_parquet(reference_dir / "pgr.parquet")
-    )
+    report = drill.run_drill(study, tmp_path, kills=2, seed=3, kill_worker=True)
+    drill.print_report(report)
+    assert report["problems"] == [], report["problems"]
+    kinds = [event.kind for event in report["events"]]
+    assert kinds.count("driver killed") == 2, kinds
+    assert "worker killed" in kinds, kinds  # the study was still training at the last launch
+    # the killed worker's job (and any job the drivers were killed in) went on from its
+    # checkpoint, not from step 0
+    assert report["resumed_from_step"]
+    assert all(int(step) > 0 for step in report["resumed_from_step"].values())
     # the Tuners of interrupted stages were restored, not replaced
-    assert (study_dir / "tune" / "ground_truth").is_dir()
-    assert not (study_dir / "tune" / "ground_truth-2").exists()
+    assert (tmp_path / "drilled" / "tune" / "ground_truth").is_dir()
