@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
+
+if TYPE_CHECKING:
+    from w2s_ray.study.runner import StudyOutcome
 
 app = typer.Typer(
     add_completion=False,
@@ -85,10 +88,17 @@ def _check_names(spec: StudySpec, source: str) -> None:
 def _run_and_report(
     spec: StudySpec, study_dir: str, address: str | None, num_cpus: int | None
 ) -> None:
-    from analysis.intervals import pgr_intervals
     from w2s_ray.study.runner import run_study
 
-    outcome = run_study(spec, study_dir, address=address, console=console, num_cpus=num_cpus)
+    report_outcome(run_study(spec, study_dir, address=address, console=console, num_cpus=num_cpus))
+
+
+def report_outcome(outcome: StudyOutcome) -> None:
+    """The PGR table and where results are; failed jobs, then the exit status: 2 when every
+    failure is the input's, 1 when something crashed."""
+    from analysis.intervals import pgr_intervals
+    from w2s_ray.study.runner import UPSTREAM_FAILED
+
     if len(outcome.pgr):
         console.print(pgr_table(pgr_intervals(outcome.pgr)))
     console.print(
@@ -100,6 +110,19 @@ def _run_and_report(
             f"[yellow]the report was not written[/yellow] ({outcome.report_error}); results are "
             f"safe — `w2s-ray report {outcome.study_dir}` retries it"
         )
+    if outcome.failures_are_users:
+        # the input's fault (a diverging loss, a bad file): one line per distinct cause
+        by_error: dict[str, list[str]] = {}
+        for title, error in outcome.failures.items():
+            if error != UPSTREAM_FAILED:
+                by_error.setdefault(error, []).append(title)
+        for error, titles in by_error.items():
+            err_console.print(
+                f"[red]error:[/red] {error} (in {len(titles)} job(s): {'; '.join(titles)}) — "
+                "fix it and run the same command again: finished jobs are kept",
+                highlight=False,
+            )
+        raise typer.Exit(2)
     if outcome.failures:
         for title, error in outcome.failures.items():
             err_console.print(f"[red]failed[/red] {title}: {error}")

@@ -240,7 +240,10 @@ def load_spec(path: str | Path) -> StudySpec:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read study file '{path}': {exc.strerror or exc}") from None
+        raise UserError(
+            f"cannot read study file '{path}': {exc.strerror or exc} — give the path of a "
+            "study YAML file, e.g. studies/quickstart.yaml (`ls studies/` lists the examples)"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -55,6 +55,13 @@ def _other_study_dir(tmp: Path) -> Path:
     return other
 
 
+def _file(tmp: Path, rel: str, text: str) -> Path:
+    path = tmp / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 Case = Callable[[Path], tuple[list[str], Any]]  # -> (command args, study content or None)
 
 # (id, builder, substrings the one-line message must hold)
@@ -129,6 +136,16 @@ CASES: list[tuple[str, Case, list[str]]] = [
     ("another-study-in-the-directory", lambda t: (
         ["run", "--study-dir", str(_other_study_dir(t))], _study(t)),
      ["already holds a different study", "--study-dir"]),
+    ("study-file-is-a-folder", lambda t: (["plan", str(t)], None),
+     ["cannot read study file", "Is a directory", "study YAML file"]),
+    ("study-dir-is-a-file", lambda t: (
+        ["run", "--study-dir", str(_file(t, "taken", "not a folder"))], _study(t)),
+     ["cannot write", "a file is in the way", "another --study-dir"]),
+    ("resume-a-non-study", lambda t: (["resume", str(t)], None),
+     ["holds no study.yaml", "w2s-ray run STUDY.yaml"]),
+    ("resume-damaged-study-yaml", lambda t: (
+        ["resume", str(_file(t, "old/study.yaml", "name: [").parent)], None),
+     ["study.yaml' is damaged", "restore it"]),
     ("report-of-a-non-study", lambda t: (["report", str(t)], None),
      ["has no plan.json", "runs/NAME"]),
     ("negative-extrapolation", lambda t: (["report", str(t), "--extrapolate", "-5"], None),

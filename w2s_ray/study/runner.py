@@ -18,7 +18,7 @@ from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
-from w2s_ray.study.store import StudyStore
+from w2s_ray.study.store import StudyStore, is_users_error
 from w2s_ray.study.writes import (
     StudyWriteError,
     check_writable,
@@ -26,6 +26,8 @@ from w2s_ray.study.writes import (
     shorten_tune_write_failures,
     write_failure,
 )
+
+UPSTREAM_FAILED = "not run: an upstream job failed"
 
 
 @dataclass
@@ -58,6 +60,8 @@ class StudyOutcome:
     pgr: pl.DataFrame
     failures: dict[str, str]
     report_error: str | None = None  # the report failed; results and tables are safe
+    # every failure is the input's (a diverging loss, a bad file), none a crash: exit 2
+    failures_are_users: bool = False
 
 
 def prepare(study: Study, console: Console) -> None:
@@ -254,14 +258,16 @@ def finish(
     store.write_parquet("results.parquet", results)
     store.write_parquet("pgr.parquet", pgr)
     report_error = _write_report(store)
-    failures = {}
+    failures, crashed = {}, False
     for jobs in stages.values():
         for job in jobs:
             if not store.is_done(job.job_id):
                 error = store.read_error(job.job_id)
-                failures[job.title] = (error or "not run: an upstream job failed").splitlines()[0]
+                failures[job.title] = (error or UPSTREAM_FAILED).splitlines()[0]
+                crashed = crashed or (error is not None and not is_users_error(error))
     where = store.root if store.is_local else store.location
-    return StudyOutcome(where, results, pgr, failures, report_error)
+    users = bool(failures) and not crashed and any(e != UPSTREAM_FAILED for e in failures.values())
+    return StudyOutcome(where, results, pgr, failures, report_error, users)
 
 
 def _write_report(store: StudyStore) -> str | None:

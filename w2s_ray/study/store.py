@@ -218,6 +218,12 @@ class StudyStore:
         self.write_bytes(rel, buffer.getvalue())
 
 
+def is_users_error(error: str) -> bool:
+    """An error file holds a bare message for what the user must fix (a diverging loss, a bad
+    input: rerunning would fail alike) and a traceback after it for a crash."""
+    return "Traceback (most recent call last)" not in error
+
+
 def results_frame(results: Iterable[dict[str, Any] | None]) -> pl.DataFrame:
     """The results table from job results already read (None: not finished)."""
     rows = [

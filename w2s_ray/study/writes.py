@@ -7,10 +7,12 @@ the message: what could not be written, why, and how to go on without losing fin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import socket
+from pathlib import Path
 
 from w2s_ray.errors import UserError
 from w2s_ray.study.store import StudyStore
@@ -56,8 +58,15 @@ def write_failure(exc: OSError, store: StudyStore) -> StudyWriteError:
 
 def check_writable(store: StudyStore) -> None:
     """Write and remove a probe file, so a read-only or full study directory is refused
-    before Ray starts or any model trains."""
+    before Ray starts or any model trains. Folders made for the probe are removed again:
+    the study's other checks still run before it writes anything."""
     probe = f".write-probe-{socket.gethostname()}-{os.getpid()}"
+    made: list[Path] = []  # deepest first
+    if store.is_local:
+        missing = store.root
+        while not missing.exists() and missing != missing.parent:
+            made.append(missing)
+            missing = missing.parent
     try:
         if store.is_local:
             store.root.mkdir(parents=True, exist_ok=True)
@@ -66,7 +75,11 @@ def check_writable(store: StudyStore) -> None:
         if exc.errno in _DISK_ONLY or exc.errno in _PERMISSION or not store.is_local:
             raise write_failure(exc, store) from None
         raise
-    store.delete(probe)
+    finally:
+        store.delete(probe)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 class ShortWriteFailures(logging.Filter):

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import typer
 from rich.console import Console
 
+from w2s_ray.cli import report_outcome
 from w2s_ray.spec import parse_spec
 from w2s_ray.study.plan import plan_jobs, resolve
 from w2s_ray.study.runner import run_study
@@ -109,7 +111,7 @@ def test_finetune_study_trains_the_whole_model(ray_session, tiny_models, toy_dat
 
 
 def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest(
-    ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch
+    ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch, capsys
 ):
     data = _spec(tiny_models, toy_dataset, "probe", "tiny-diverging")
     data.update(seeds=[0], methods=["xent"])
@@ -128,6 +130,15 @@ def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest
     error_files = list((tmp_path / "nan" / "jobs").glob("ground_truth-*/error.txt"))
     assert len(error_files) == 2
     assert all("Traceback" not in f.read_text() for f in error_files)
+    # the command line: exit 2 (the input's fault), a line per cause naming it and the fix
+    assert outcome.failures_are_users
+    with pytest.raises(typer.Exit) as stop:
+        report_outcome(outcome)
+    assert stop.value.exit_code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert 1 <= len(lines) <= 2 and all(line.startswith("error: ") for line in lines), lines
+    assert all("loss became" in line and "lower the learning rate" in line for line in lines)
+    assert sum(line.count("ground_truth") for line in lines) == 2
 
 
 def test_a_study_directory_given_as_a_uri(ray_session, tiny_models, toy_dataset, tmp_path):

@@ -79,8 +79,11 @@ def test_a_file_in_the_way_of_the_study_directory_is_named_with_the_fix(tmp_path
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(StudyWriteError, match=r"a file is in the way.*--study-dir"):
         check_writable(StudyStore(tmp_path / "taken"))
-    check_writable(StudyStore(tmp_path / "fine"))  # a new directory passes, probe removed
-    assert list((tmp_path / "fine").iterdir()) == []
+    check_writable(StudyStore(tmp_path / "new" / "study"))  # passes, and leaves nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    (tmp_path / "old").mkdir()
+    check_writable(StudyStore(tmp_path / "old"))
+    assert list((tmp_path / "old").iterdir()) == []  # an existing folder stays, probe gone
 
 
 def test_a_write_cut_short_leaves_the_old_result_and_no_temp_file(tmp_path):
