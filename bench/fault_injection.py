@@ -3,6 +3,7 @@ worker process mid-training, and check the end equals an uninterrupted run; prin
 
 python bench/fault_injection.py                       # offline MiniLM fine-tune study, 3 kills
 python bench/fault_injection.py --kills 5 --seed 7    # other random moments
+python bench/fault_injection.py --quick               # one seed, one epoch
 python bench/fault_injection.py --study my.yaml       # drill a study of your own
 
 What it checks, and prints:
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3, help="driver SIGKILLs before finishing")
     parser.add_argument("--seed", type=int, default=0, help="picks the kill moments")
     parser.add_argument("--no-worker-kill", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="one seed, one epoch: ~2 min")
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep the study dirs here (default: temp)")
     args = parser.parse_args()
@@ -326,8 +328,11 @@ def main() -> None:
     if study is None:
         import yaml
 
+        spec = DEFAULT_STUDY
+        if args.quick:
+            spec = {**spec, "seeds": [0], "train": {**spec["train"], "epochs": 1}}
         study = workdir / "fault-drill.yaml"
-        study.write_text(yaml.safe_dump(DEFAULT_STUDY))
+        study.write_text(yaml.safe_dump(spec))
     report = run_drill(
         study,
         workdir,

@@ -24,6 +24,7 @@ SUITE: dict[str, tuple[list[str] | None, list[str]]] = {
     "determinism": (["--steps", "4"], []),
     "inference_backends": (["--prompts", "64", "--texts", "256"], []),
     "ray_overhead": (["--trials", "4"], []),
+    "fault_injection": (["--quick", "--kills", "2"], []),
     "quickstart_time": (None, []),
 }
 

@@ -17,14 +17,15 @@ FILLER = ["the", "film", "plot", "actor", "scene", "story", "was", "a", "and", "
 # Test files by measured duration, longest first: two xdist workers take whole files in
 # collection order, so starting the long ones first keeps one worker from finishing alone.
 LONGEST_FIRST = (
-    "test_resume_after_kill.py",
     "test_distributed.py",
     "test_study_end_to_end.py",
-    "test_methods_offline.py",
-    "test_baselines.py",
+    "test_resume_after_kill.py",
     "test_fsdp_state.py",
-    "test_fault_retry.py",
     "test_submit.py",
+    "test_fault_retry.py",
+    "test_baselines.py",
+    "test_write_failures.py",
+    "test_methods_offline.py",
 )
 
 

@@ -11,15 +11,12 @@ run. Either way the job goes back to run again, its old result set aside as
 from __future__ import annotations
 
 import json
-import logging
 import struct
 from typing import BinaryIO
 
 from w2s_ray.study import artifacts
 from w2s_ray.study.plan import Job, Study
 from w2s_ray.study.store import StudyStore
-
-log = logging.getLogger(__name__)
 
 RESULT = "result.json"
 
@@ -56,16 +53,19 @@ def _cached_features_intact(job_id: str) -> bool:
         return safetensors_intact(handle, path.stat().st_size)
 
 
-def outputs_intact(job: Job, study: Study, store: StudyStore) -> bool:
-    """Whether what `job` left for the jobs after it can still be read."""
+def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool = True) -> bool:
+    """Whether what `job` left for the jobs after it can still be read. A driver that does
+    not see the cluster's cache (attached over `ray://`) checks only the study's files."""
+    if job.stage == "ground_truth" and job.dataset not in study.answer_tasks:
+        return _store_weights_intact(store, store.job_file(job.job_id, "model.safetensors"))
+    if not sees_cache:
+        return True
     if job.stage == "features":
         return _cached_features_intact(job.job_id)
     if job.stage == "generative" or (
         job.stage == "ground_truth" and job.dataset in study.answer_tasks
     ):
         return artifacts.load_backbone_record(job.job_id) is not None
-    if job.stage == "ground_truth":
-        return _store_weights_intact(store, store.job_file(job.job_id, "model.safetensors"))
     if job.stage == "label" and job.dataset in study.answer_tasks:
         return artifacts.load_answers(job.job_id) is not None
     if job.stage in ("label", "bootstrap"):
@@ -80,7 +80,9 @@ def _set_aside(store: StudyStore, job_id: str, suffix: str) -> None:
     store.delete(store.job_file(job_id, RESULT))
 
 
-def send_back_broken_jobs(jobs: list[Job], study: Study, store: StudyStore) -> list[str]:
+def send_back_broken_jobs(
+    jobs: list[Job], study: Study, store: StudyStore, sees_cache: bool = True
+) -> list[str]:
     """Set aside the results of finished jobs that must run again; their titles, with why."""
     by_id = {job.job_id: job for job in jobs}
     notes: list[str] = []
@@ -97,7 +99,7 @@ def send_back_broken_jobs(jobs: list[Job], study: Study, store: StudyStore) -> l
         broken = [
             by_id[dep]
             for dep in sorted(needed)
-            if store.is_done(dep) and not outputs_intact(by_id[dep], study, store)
+            if store.is_done(dep) and not outputs_intact(by_id[dep], study, store, sees_cache)
         ]
         if not broken:
             return notes

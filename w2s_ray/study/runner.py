@@ -194,7 +194,9 @@ def _run_study(
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
     store.write_plan(plan_record(study, stages, cluster))
-    for note in send_back_broken_jobs([j for js in stages.values() for j in js], study, store):
+    every_job = [job for jobs in stages.values() for job in jobs]
+    sees_cache = not (address or "").startswith("ray://")  # a Ray Client's cache is its own
+    for note in send_back_broken_jobs(every_job, study, store, sees_cache):
         console.print(f"[yellow]{note}[/yellow]")
     progress = StageProgress(stages)
     for jobs in stages.values():

@@ -110,3 +110,19 @@ def test_weights_on_a_remote_store_are_checked_too(finished_study):
     # ...from weights this store never received: the weak supervisor runs again too
     notes = send_back_broken_jobs(jobs, study, store)
     assert [n.split(":")[0] for n in notes] == [label.title, supervisor.title]
+
+
+def test_a_driver_that_cannot_see_the_cluster_cache_checks_only_the_study_files(
+    finished_study,
+):
+    study, jobs, store = finished_study
+    student = _by_stage(jobs, "student")[0]
+    label = next(job for job in jobs if job.job_id in student.deps)
+    supervisor = next(job for job in jobs if job.job_id == label.deps[0])
+    store.delete(store.job_file(student.job_id, "result.json"))
+    artifacts.labels_path(label.job_id).unlink()  # not in *this* machine's cache
+    assert send_back_broken_jobs(jobs, study, store, sees_cache=False) == []
+    store.delete(store.job_file(label.job_id, "result.json"))
+    store.delete(store.job_file(supervisor.job_id, "model.safetensors"))  # study files: checked
+    notes = send_back_broken_jobs(jobs, study, store, sees_cache=False)
+    assert [n.split(":")[0] for n in notes] == [supervisor.title]
