@@ -159,8 +159,10 @@ def drill_kills(
         proc = drill.driver(args if run == 1 else ["resume", str(study_dir)])
         if run == 1 and kill_worker and kill_a_training_worker(proc, study_dir, launched):
             events.append(_event("worker killed", run, launched, study_dir, before))
-        # a moment within what is left of the study (start-up included)
-        left = reference_s * (1 - len(finished(study_dir)) / max(1, _n_jobs(study_dir)))
+        # a moment within what is left of the study: the uninterrupted run's time (start-up
+        # included) for the jobs not yet done, less what this launch has run already
+        share = 1 - len(finished(study_dir)) / max(1, _n_jobs(study_dir))
+        left = reference_s * share - (time.time() - launched)
         deadline = time.monotonic() + rng.uniform(0.1, 0.9) * max(left, 5.0)
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -279,7 +281,8 @@ def run_drill(
     return {
         "reference_s": reference_s,
         "drill_s": drill_s,
-        "overhead_per_kill_s": (drill_s - reference_s) / max(1, driver_kills),
+        "driver_kills": driver_kills,
+        "overhead_per_kill_s": (drill_s - reference_s) / driver_kills if driver_kills else None,
         "events": events,
         "resumed_from_step": resumed,
         "problems": problems,
@@ -296,11 +299,12 @@ def print_report(report: dict) -> None:
             f"| {len(e.rewritten)} |"
         )
     print()
-    print("| uninterrupted s | drilled s (all launches) | overhead per driver kill s |")
-    print("|---|---|---|")
+    per_kill = report["overhead_per_kill_s"]
+    print("| uninterrupted s | drilled s (all launches) | driver kills | overhead per kill s |")
+    print("|---|---|---|---|")
     print(
-        f"| {report['reference_s']:.1f} | {report['drill_s']:.1f} "
-        f"| {report['overhead_per_kill_s']:.1f} |"
+        f"| {report['reference_s']:.1f} | {report['drill_s']:.1f} | {report['driver_kills']} "
+        f"| {'-' if per_kill is None else f'{per_kill:.1f}'} |"
     )
     print()
     resumed = report["resumed_from_step"].items()
