@@ -48,11 +48,13 @@ def is_write_failure(exc: BaseException, store: StudyStore) -> bool:
 
 def write_failure(exc: OSError, store: StudyStore) -> StudyWriteError:
     reason = _DISK_ONLY.get(exc.errno or 0) or _PERMISSION.get(exc.errno or 0) or exc.strerror
-    where = exc.filename or store.location
+    where = str(exc.filename or store.location)
+    # the study directory, or another place a job writes to (the cache, $W2S_CACHE)
+    fix = store.location if where.startswith(store.base) else str(Path(where).parent)
     return StudyWriteError(
-        f"cannot write '{where}': {reason} ({exc.strerror}) — free space or make "
-        f"'{store.location}' writable, then `w2s-ray resume {store.location}` (finished jobs "
-        "are kept, no result is left half-written); or start over with another --study-dir"
+        f"cannot write '{where}': {reason} ({exc.strerror}) — free space or make '{fix}' "
+        f"writable, then `w2s-ray resume {store.location}` (finished jobs are kept, no "
+        "result is left half-written); or start over with another --study-dir"
     )
 
 

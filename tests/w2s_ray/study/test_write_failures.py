@@ -4,6 +4,7 @@ no half-written result, and a resume that finishes once the disk has room."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from w2s_ray.study.store import StudyStore
-from w2s_ray.study.writes import StudyWriteError, check_writable
+from w2s_ray.study.writes import StudyWriteError, check_writable, write_failure
 
 
 @contextlib.contextmanager
@@ -142,3 +143,15 @@ def test_a_disk_filling_up_mid_study_stops_cleanly_and_resume_finishes(
         assert len(list(study_dir.glob("jobs/*/result.json"))) == n_jobs
         assert {p: p.read_bytes() for p in kept} == kept  # finished jobs were not redone
         assert (study_dir / "pgr.parquet").is_file()
+
+
+def test_the_message_points_at_the_disk_that_failed(tmp_path):
+    store = StudyStore(tmp_path / "study")
+    in_study = OSError(errno.ENOSPC, "No space left on device", str(store.root / "jobs/a/x"))
+    assert f"make '{store.location}' writable" in str(write_failure(in_study, store))
+    cache_file = tmp_path / "cache" / "labels" / "x.parquet"
+    in_cache = OSError(errno.ENOSPC, "No space left on device", str(cache_file))
+    message = str(write_failure(in_cache, store))
+    assert f"cannot write '{cache_file}': the disk is full" in message
+    assert f"make '{cache_file.parent}' writable" in message
+    assert f"w2s-ray resume {store.location}" in message
