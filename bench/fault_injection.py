@@ -35,6 +35,8 @@ from pathlib import Path
 import polars as pl
 import psutil
 
+from w2s_ray.cache import cache_root
+
 METRICS = ["job_id", "stage", "test_accuracy", "test_auroc", "agreement_with_weak"]
 
 # Offline assets only (fetched on first use), fine-tuned so that jobs write checkpoints.
@@ -343,7 +345,7 @@ def main() -> None:
         kills=args.kills,
         seed=args.seed,
         kill_worker=not args.no_worker_kill,
-        cache=Path(os.environ["W2S_CACHE"]) if os.environ.get("W2S_CACHE") else None,
+        cache=cache_root(),  # its downloaded assets are shared with the drill's runs
         num_cpus=args.num_cpus,
     )
     print_report(report)
