@@ -47,12 +47,14 @@ def is_write_failure(exc: BaseException, store: StudyStore) -> bool:
 
 
 def write_failure(exc: OSError, store: StudyStore) -> StudyWriteError:
-    reason = _DISK_ONLY.get(exc.errno or 0) or _PERMISSION.get(exc.errno or 0) or exc.strerror
+    known = _DISK_ONLY.get(exc.errno or 0) or _PERMISSION.get(exc.errno or 0)
+    # an object store's error has no errno: its own words are the reason
+    reason = f"{known} ({exc.strerror})" if known else (exc.strerror or str(exc))
     where = str(exc.filename or store.location)
     # the study directory, or another place a job writes to (the cache, $W2S_CACHE)
     fix = store.location if where.startswith(store.base) else str(Path(where).parent)
     return StudyWriteError(
-        f"cannot write '{where}': {reason} ({exc.strerror}) — free space or make '{fix}' "
+        f"cannot write '{where}': {reason} — free space or make '{fix}' "
         f"writable, then `w2s-ray resume {store.location}` (finished jobs are kept, no "
         "result is left half-written); or start over with another --study-dir"
     )

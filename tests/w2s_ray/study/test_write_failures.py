@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import yaml
 
@@ -155,3 +156,10 @@ def test_the_message_points_at_the_disk_that_failed(tmp_path):
     assert f"cannot write '{cache_file}': the disk is full" in message
     assert f"make '{cache_file.parent}' writable" in message
     assert f"w2s-ray resume {store.location}" in message
+
+
+def test_an_object_store_refusal_keeps_its_own_words():
+    store = StudyStore("mock://bucket/study", filesystem=pafs._MockFileSystem())
+    message = str(write_failure(OSError("AWS Error ACCESS_DENIED during PutObject"), store))
+    assert "cannot write 'mock://bucket/study': AWS Error ACCESS_DENIED" in message
+    assert "w2s-ray resume mock://bucket/study" in message
