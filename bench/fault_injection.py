@@ -270,7 +270,8 @@ def run_drill(
     touched = rewritten(kept_results, finished(study_dir))
     if touched:
         problems.append(f"finished jobs ran again: {', '.join(touched)}")
-    relabelled = sorted(n for n, t in kept_labels.items() if label_files(drill.cache).get(n) != t)
+    labels_now = label_files(drill.cache)
+    relabelled = sorted(name for name, seen in kept_labels.items() if labels_now.get(name) != seen)
     if relabelled:
         problems.append(f"cached weak labels were written again: {', '.join(relabelled)}")
     for event in events:

@@ -86,25 +86,30 @@ def send_back_broken_jobs(
     """Set aside the results of finished jobs that must run again; their titles, with why."""
     by_id = {job.job_id: job for job in jobs}
     notes: list[str] = []
-    for job in jobs:
-        if store.exists(store.job_file(job.job_id, RESULT)) and not store.is_done(job.job_id):
+    done: set[str] = set()
+    for job in jobs:  # each result is read once
+        if store.is_done(job.job_id):
+            done.add(job.job_id)
+        elif store.exists(store.job_file(job.job_id, RESULT)):
             _set_aside(store, job.job_id, "damaged")
             notes.append(f"{job.title}: its result.json is damaged; running it again")
     # a dependency is checked only while a job that reads it has still to run; a job sent
     # back may need its own inputs rebuilt, so repeat until nothing more is sent back
+    intact: set[str] = set()
     while True:
-        needed = {
-            dep for job in jobs if not store.is_done(job.job_id) for dep in job.deps
-        } & by_id.keys()
+        needed = {dep for job in jobs if job.job_id not in done for dep in job.deps}
+        to_check = sorted((needed & done) - intact)
         broken = [
             by_id[dep]
-            for dep in sorted(needed)
-            if store.is_done(dep) and not outputs_intact(by_id[dep], study, store, sees_cache)
+            for dep in to_check
+            if not outputs_intact(by_id[dep], study, store, sees_cache)
         ]
         if not broken:
             return notes
+        intact |= set(to_check) - {job.job_id for job in broken}
         for job in broken:
             _set_aside(store, job.job_id, "stale")
+            done.discard(job.job_id)
             notes.append(
                 f"{job.title}: what it left for later jobs is missing or damaged; running it again"
             )

@@ -55,6 +55,13 @@ def _by_stage(jobs: list[Job], stage: str) -> list[Job]:
     return [job for job in jobs if job.stage == stage]
 
 
+def _first_chain(jobs: list[Job]) -> tuple[Job, Job, Job]:
+    """A student, the label job it learns from, and that labeler's weak supervisor."""
+    student = _by_stage(jobs, "student")[0]
+    label = next(job for job in jobs if job.job_id in student.deps)
+    return student, label, next(job for job in jobs if job.job_id == label.deps[0])
+
+
 def test_a_whole_finished_study_sends_nothing_back(finished_study):
     study, jobs, store = finished_study
     assert send_back_broken_jobs(jobs, study, store) == []
@@ -79,9 +86,7 @@ def test_damaged_labels_send_the_labeler_back_and_damaged_weights_its_supervisor
     finished_study,
 ):
     study, jobs, store = finished_study
-    student = _by_stage(jobs, "student")[0]
-    label = next(job for job in jobs if job.job_id in student.deps)
-    supervisor = next(job for job in jobs if job.job_id == label.deps[0])
+    student, label, supervisor = _first_chain(jobs)
     store.delete(store.job_file(student.job_id, "result.json"))  # the student must run
     artifacts.labels_path(label.job_id).write_bytes(b"PAR1 not really parquet")
     weights = Path(store.file_path(store.job_file(supervisor.job_id, "model.safetensors")))
@@ -102,9 +107,7 @@ def test_weights_on_a_remote_store_are_checked_too(finished_study):
     store = StudyStore("mock://bucket/study", filesystem=pafs._MockFileSystem())
     for job in jobs:
         store.write_result(job.job_id, {"stage": job.stage})
-    student = _by_stage(jobs, "student")[0]
-    label = next(job for job in jobs if job.job_id in student.deps)
-    supervisor = next(job for job in jobs if job.job_id == label.deps[0])
+    student, label, supervisor = _first_chain(jobs)
     store.delete(store.job_file(student.job_id, "result.json"))
     artifacts.labels_path(label.job_id).unlink()  # labels lost: they must be made again...
     # ...from weights this store never received: the weak supervisor runs again too
@@ -116,9 +119,7 @@ def test_a_driver_that_cannot_see_the_cluster_cache_checks_only_the_study_files(
     finished_study,
 ):
     study, jobs, store = finished_study
-    student = _by_stage(jobs, "student")[0]
-    label = next(job for job in jobs if job.job_id in student.deps)
-    supervisor = next(job for job in jobs if job.job_id == label.deps[0])
+    student, label, supervisor = _first_chain(jobs)
     store.delete(store.job_file(student.job_id, "result.json"))
     artifacts.labels_path(label.job_id).unlink()  # not in *this* machine's cache
     assert send_back_broken_jobs(jobs, study, store, sees_cache=False) == []
