@@ -288,10 +288,15 @@ def plan(
     )
     console.print(table)
     console.print(
-        f"device-hours assume {tflops:g} TFLOP/s per device and every text at max_length "
-        f"({study_obj.spec.train.max_length} tokens): an upper bound for the FLOPs, without "
+        f"device-hours assume {tflops:g} TFLOP/s per device and every text at its dataset's "
+        f"max_length ({_max_lengths(study_obj)}): an upper bound for the FLOPs, without "
         "start-up time"
     )
+
+
+def _max_lengths(study: object) -> str:
+    names = study.spec.dataset_names()  # type: ignore[attr-defined]
+    return ", ".join(f"{name} {study.max_length(name)} tokens" for name in names)  # type: ignore[attr-defined]
 
 
 @app.command()

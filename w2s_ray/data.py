@@ -2,17 +2,27 @@
 
 The test set and the train pool depend only on the dataset and the data config, so features
 are computed once per model; the seed decides how the pool is halved, as in the paper.
+Whatever is left out on the way (too long, related to a test example, beyond what the
+dataset holds) is counted, so a study can say what its numbers rest on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from w2s_ray.datasets import Example, TaskData
 from w2s_ray.errors import UserError
 
 MIN_EXAMPLES_PER_SPLIT = 8
+# Examples measured per round when too-long ones are dropped: a capped split walks its
+# candidates in rank order and stops once it has enough, rather than tokenizing the dataset.
+MEASURE_CHUNK = 512
+
+# Given texts, which are too long for some model of the study (dropped under `drop`).
+TooLongFilter = Callable[[Sequence[str]], list[bool]]
 
 
 @dataclass(frozen=True)
@@ -30,36 +40,102 @@ class Splits:
     test: list[Example]  # ground truth, held out
 
 
+@dataclass(frozen=True)
+class SplitCounts:
+    """How one split (the train pool, or the test set) came to hold what it holds."""
+
+    split: str  # "pool" or "test"
+    n_available: int  # examples the dataset offers for it (after de-duplication)
+    n_requested: int | None  # the cap asked for (data.n_train / data.n_test)
+    n_used: int
+    n_dropped_too_long: int = 0  # measured over the limit and dropped (`too_long: drop`)
+    n_dropped_straddling: int = 0  # pool examples related to a test example (same group)
+
+
+@dataclass(frozen=True)
+class PoolAndTest:
+    pool: list[Example]
+    test: list[Example]
+    counts: tuple[SplitCounts, SplitCounts]  # pool, test
+
+
 def _rank(salt: str, key: str) -> str:
     return hashlib.sha256(f"{salt}\x00{key}".encode()).hexdigest()
 
 
-def pool_and_test(
-    dataset: str, task: TaskData, cfg: DataConfig
-) -> tuple[list[Example], list[Example]]:
-    """Train pool and test set, fixed across seeds; test groups never appear in the pool."""
+def select_pool_and_test(
+    dataset: str, task: TaskData, cfg: DataConfig, too_long: TooLongFilter | None = None
+) -> PoolAndTest:
+    """Train pool and test set, fixed across seeds. No pool example shares a group with a test
+    example (related texts: one passage's questions, one prompt's dialogues); `too_long`
+    (given under `too_long: drop`) leaves out texts some model would have to cut."""
     if task.test is None:
         groups = sorted({ex.group for ex in task.train}, key=lambda g: _rank("test", g))
         n_test_groups = max(1, round(len(groups) * cfg.test_fraction))
         test_groups = set(groups[:n_test_groups])
         pool = [ex for ex in task.train if ex.group not in test_groups]
-        test = [ex for ex in task.train if ex.group in test_groups]
+        test_candidates = [ex for ex in task.train if ex.group in test_groups]
     else:
-        test_ids = {ex.id for ex in task.test}
-        pool = [ex for ex in task.train if ex.id not in test_ids]
-        test = list(task.test)
-    if task.generative:  # answers, not classes: nothing to balance
-        return _cap(dataset, "train", pool, cfg.n_train), _cap(dataset, "test", test, cfg.n_test)
-    pool = _balance_and_cap(dataset, "train", pool, cfg.n_train, cfg.balance)
-    test = _balance_and_cap(dataset, "test", test, cfg.n_test, cfg.balance)
-    return pool, test
+        pool, test_candidates = list(task.train), list(task.test)
+    select = functools.partial(
+        _select, dataset, cfg=cfg, too_long=too_long, answers=task.generative
+    )
+    test, test_counts = select("test", test_candidates, cfg.n_test)
+    used_ids, used_groups = {ex.id for ex in test}, {ex.group for ex in test}
+    unrelated = [ex for ex in pool if ex.id not in used_ids and ex.group not in used_groups]
+    pool, pool_counts = select("train", unrelated, cfg.n_train)
+    straddling = len(task.train) - len(unrelated) if task.test is not None else 0
+    pool_counts = SplitCounts(
+        "pool",
+        len(unrelated) + straddling,
+        cfg.n_train,
+        pool_counts.n_used,
+        pool_counts.n_dropped_too_long,
+        straddling,
+    )
+    return PoolAndTest(pool, test, (pool_counts, test_counts))
 
 
-def _balance_and_cap(
-    dataset: str, split: str, examples: list[Example], cap: int | None, balance: bool
-) -> list[Example]:
+def pool_and_test(
+    dataset: str, task: TaskData, cfg: DataConfig, too_long: TooLongFilter | None = None
+) -> tuple[list[Example], list[Example]]:
+    selected = select_pool_and_test(dataset, task, cfg, too_long)
+    return selected.pool, selected.test
+
+
+def _select(
+    dataset: str,
+    split: str,
+    examples: list[Example],
+    cap: int | None,
+    *,
+    cfg: DataConfig,
+    too_long: TooLongFilter | None,
+    answers: bool,
+) -> tuple[list[Example], SplitCounts]:
+    ranked = sorted(examples, key=lambda e: _rank(split, e.id))
+    name = "pool" if split == "train" else split
+    if answers or not cfg.balance:  # answers have no classes to balance
+        if not answers:
+            _check_classes(dataset, split, ranked)
+        chosen, dropped = _first_fitting(ranked, cap, too_long)
+    else:
+        by_label = _check_classes(dataset, split, ranked)
+        want = None if cap is None else cap // 2
+        kept = {}
+        dropped = 0
+        for label, items in by_label.items():
+            kept[label], n_dropped = _first_fitting(items, want, too_long)
+            dropped += n_dropped
+        per_class = min(len(items) for items in kept.values())
+        chosen = kept[0][:per_class] + kept[1][:per_class]
+    chosen = _enough(dataset, split, chosen)
+    return chosen, SplitCounts(name, len(examples), cap, len(chosen), dropped)
+
+
+def _check_classes(dataset: str, split: str, ranked: list[Example]) -> dict[int, list[Example]]:
     by_label: dict[int, list[Example]] = {0: [], 1: []}
-    for ex in sorted(examples, key=lambda e: _rank(split, e.id)):
+    for ex in ranked:
         if ex.label not in by_label:
             raise UserError(f"dataset '{dataset}': label {ex.label!r} is not 0 or 1")
         by_label[ex.label].append(ex)
@@ -69,16 +145,28 @@ def _balance_and_cap(
             f"dataset '{dataset}' {split} split has one class only (counts {counts}): a "
             "weak-to-strong study needs both labels — check the labels or pick another dataset"
         )
-    if balance:
-        per_class = min(counts.values())
-        if cap is not None:
-            per_class = min(per_class, cap // 2)
-        return _enough(dataset, split, by_label[0][:per_class] + by_label[1][:per_class])
-    return _cap(dataset, split, examples, cap)
+    return by_label
 
 
-def _cap(dataset: str, split: str, examples: list[Example], cap: int | None) -> list[Example]:
-    return _enough(dataset, split, sorted(examples, key=lambda e: _rank(split, e.id))[:cap])
+def _first_fitting(
+    ranked: list[Example], want: int | None, too_long: TooLongFilter | None
+) -> tuple[list[Example], int]:
+    """The first `want` examples (all when None) that fit, and how many were dropped on the
+    way; without a filter, simply the first `want`."""
+    if too_long is None:
+        return ranked[:want], 0
+    kept: list[Example] = []
+    dropped, start = 0, 0
+    while start < len(ranked) and (want is None or len(kept) < want):
+        need = MEASURE_CHUNK if want is None else max(want - len(kept), 1) + MEASURE_CHUNK // 8
+        chunk = ranked[start : start + need]
+        start += len(chunk)
+        for ex, over in zip(chunk, too_long([ex.text for ex in chunk]), strict=True):
+            if over:
+                dropped += 1
+            elif want is None or len(kept) < want:
+                kept.append(ex)
+    return kept, dropped
 
 
 def _enough(dataset: str, split: str, chosen: list[Example]) -> list[Example]:
@@ -102,10 +190,20 @@ def split_halves(pool: list[Example], seed: int) -> tuple[list[Example], list[Ex
     return sorted(weak, key=lambda e: e.id), sorted(student, key=lambda e: e.id)
 
 
-def make_splits(dataset: str, task: TaskData, cfg: DataConfig, seed: int) -> Splits:
-    pool, test = pool_and_test(dataset, task, cfg)
+def halves(pool: list[Example], test: list[Example], seed: int) -> Splits:
     weak_train, student_train = split_halves(pool, seed)
     return Splits(weak_train, student_train, test)
+
+
+def make_splits(
+    dataset: str,
+    task: TaskData,
+    cfg: DataConfig,
+    seed: int,
+    too_long: TooLongFilter | None = None,
+) -> Splits:
+    pool, test = pool_and_test(dataset, task, cfg, too_long)
+    return halves(pool, test, seed)
 
 
 def ids_digest(examples: list[Example]) -> str:

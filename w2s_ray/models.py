@@ -46,6 +46,8 @@ class ModelCard:
     batch_size: int = 32
     pooling: Pooling = "mean"
     resources: Resources = field(default_factory=Resources)
+    # Tokens one input can hold (position embeddings); None: unknown until loaded.
+    context: int | None = None
 
     @property
     def effective_compute(self) -> float:
@@ -91,6 +93,7 @@ _OFFLINE = (
         "estimate: MiniLM recipe 400k x 1024 x 512",
         lr=5e-5,
         resources=Resources(cpus=1, memory_gb=1.5),
+        context=512,
     ),
     ModelCard(
         "minilm-l6",
@@ -102,6 +105,7 @@ _OFFLINE = (
         "estimate: MiniLM recipe 400k x 1024 x 512",
         lr=5e-5,
         resources=Resources(cpus=1, memory_gb=1.5),
+        context=512,
     ),
     ModelCard(
         "mpnet-base",
@@ -113,6 +117,7 @@ _OFFLINE = (
         "estimate: MPNet recipe 500k x 8192 x 512",
         lr=2e-5,
         resources=Resources(cpus=2, memory_gb=3.0),
+        context=512,  # 514 positions, two of them reserved (RoBERTa-style offset)
     ),
     # SmolLM2 (Allal et al. 2025): the 135M model was pretrained on 2T tokens. A decoder, so
     # studies can prompt it for zero/few-shot baselines. Its weights went through 4-bit GGUF.
@@ -127,6 +132,7 @@ _OFFLINE = (
         lr=2e-5,
         pooling="last",
         resources=Resources(cpus=2, memory_gb=3.0),
+        context=8192,
     ),
 )
 
@@ -181,6 +187,7 @@ def _register_defaults() -> None:
                 lr=lr,
                 pooling="last",
                 resources=gpu_resources(params),
+                context=1024,
             ),
         )
     for name, params in _PYTHIA:
@@ -197,6 +204,7 @@ def _register_defaults() -> None:
                 lr=1e-5,
                 pooling="last",
                 resources=gpu_resources(params),
+                context=2048,
             ),
         )
     for name, params in _QWEN:
@@ -213,6 +221,7 @@ def _register_defaults() -> None:
                 lr=1e-5,
                 pooling="last",
                 resources=gpu_resources(params),
+                context=32768,
             ),
         )
 
@@ -270,7 +279,19 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
         "given in the study file",
         lr=lr,
         pooling="mean" if arch == "encoder" else "last",
+        context=context_of(config),
     )
+
+
+def context_of(config: dict) -> int | None:
+    """Tokens an input can hold, from a config.json: RoBERTa-style encoders (MPNet too)
+    reserve two positions past the padding index."""
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    if not isinstance(positions, int):
+        return None
+    if config.get("model_type") in {"roberta", "mpnet", "xlm-roberta", "camembert"}:
+        return positions - 2
+    return positions
 
 
 _ENCODER_TYPES = {"bert", "mpnet", "roberta", "deberta", "deberta-v2", "distilbert", "electra"}

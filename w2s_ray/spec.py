@@ -21,6 +21,7 @@ from pydantic import (
 
 from w2s_ray.errors import UserError
 from w2s_ray.registry import suggest
+from w2s_ray.truncation import TooLong
 
 
 def _absolute(path: str) -> str:
@@ -83,7 +84,9 @@ class TrainSpec(_Strict):
     epochs: int | None = Field(default=None, gt=0)  # None: the mode's default
     lr: float | None = Field(default=None, gt=0)  # None: probe default or the model card's
     batch_size: int | None = Field(default=None, gt=0)
-    max_length: int = Field(default=128, gt=0)
+    # Tokens per input; None: each dataset's own (`w2s-ray list datasets`), within the
+    # smallest context of the ladder. Longer inputs follow `data.too_long`.
+    max_length: int | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     # Workers per fine-tune (Ray Train, one device each); None: as many as the model's card
     # asks for on a GPU cluster, else one. Results match one worker up to float rounding.
@@ -103,6 +106,9 @@ class DataSpec(_Strict):
     n_test: int | None = Field(default=1000, gt=0)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     balance: bool = True
+    # Inputs over max_length tokens: keep their last tokens (where QA tasks put the question
+    # and answer), drop them (the reference code's rule), or refuse the study.
+    too_long: TooLong = "keep_end"
 
 
 class PromptSpec(_Strict):

@@ -21,12 +21,13 @@ from w2s_ray.train.model import (
     load_backbone_tokenizer,
     pool_hidden,
 )
+from w2s_ray.truncation import encode_keep_end
 
 
 def tokenize(tokenizer: object, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids without padding, truncated to `max_length` (padding happens per batch)."""
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=False)  # type: ignore[operator]
-    return [list(ids) for ids in encoded["input_ids"]]
+    """Token ids without padding (padding happens per batch), each text keeping its last
+    `max_length` tokens: QA tasks put the question and answer at the end."""
+    return encode_keep_end(tokenizer, texts, max_length)
 
 
 def pick_device() -> torch.device:

@@ -33,9 +33,9 @@ def _accuracy(predicted: dict[str, str], examples: list[Example]) -> float:
     return hits / len(examples)
 
 
-def _prompt_ids(study: Study, path: str, examples: list[Example]) -> list[list[int]]:
+def _prompt_ids(study: Study, dataset: str, path: str, examples: list[Example]) -> list[list[int]]:
     tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
-    return tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+    return tokenize(tokenizer, [ex.text for ex in examples], study.max_length(dataset))
 
 
 def train_on_answers(
@@ -47,7 +47,7 @@ def train_on_answers(
     def rows() -> tuple[list[list[int]], list[int]]:
         path = study.cards[job.model].resolve_path()
         tokenizer = load_backbone_tokenizer(path, study.spec.trust_remote_code)
-        prompts = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+        prompts = tokenize(tokenizer, [ex.text for ex in examples], study.max_length(job.dataset))
         # the answer, then end-of-text: a model that learns where answers stop writes one move
         end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         ids = [
@@ -70,10 +70,10 @@ def train_on_answers(
     return str(out)
 
 
-def answer(study: Study, model_dir: str, examples: list[Example]) -> dict[str, str]:
+def answer(study: Study, dataset: str, model_dir: str, examples: list[Example]) -> dict[str, str]:
     """Each example's answer: the first word of the greedy continuation, with the leading
     space answers carry (what a student then learns to write)."""
-    prompts = _prompt_ids(study, model_dir, examples)
+    prompts = _prompt_ids(study, dataset, model_dir, examples)
     texts = greedy_answers(
         model_dir,
         prompts,
@@ -93,7 +93,7 @@ def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Splits) 
     """Weak supervisor and ceiling: learn the true answers of the weak-train half."""
     truth = {ex.id: ex.answer or "" for ex in splits.weak_train}
     model_dir = train_on_answers(job, study, store, splits.weak_train, truth)
-    return {**_metrics(answer(study, model_dir, splits.test), splits.test),
+    return {**_metrics(answer(study, job.dataset, model_dir, splits.test), splits.test),
             "n_train": len(splits.weak_train)}  # fmt: skip
 
 
@@ -103,7 +103,7 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict
     written = artifacts.load_answers(job.job_id)
     if written is None:
         supervisor = artifacts.finished_backbone(job.deps[0])
-        artifacts.save_answers(job.job_id, answer(study, str(supervisor), examples))
+        artifacts.save_answers(job.job_id, answer(study, job.dataset, str(supervisor), examples))
         written = artifacts.load_answers(job.job_id)
     assert written is not None
     return {**_metrics(written, splits.test), "n_train": len(splits.student_train)}
@@ -116,7 +116,7 @@ def run_student(job: Job, study: Study, store: StudyStore, splits: Splits) -> di
     if weak is None:
         raise RuntimeError(f"weak answers {label_job} are missing; rerun the study to rebuild")
     model_dir = train_on_answers(job, study, store, splits.student_train, weak)
-    predicted = answer(study, model_dir, splits.test)
+    predicted = answer(study, job.dataset, model_dir, splits.test)
     agree = sum(predicted[ex.id] == weak[ex.id] for ex in splits.test)
     return {
         **_metrics(predicted, splits.test),

@@ -197,6 +197,32 @@ def load_weights(store: StudyStore, rel: str) -> dict[str, torch.Tensor]:
     return load(data)
 
 
+TEST_PREDICTIONS = "test_predictions.parquet"
+
+
+def save_test_predictions(
+    store: StudyStore, job_id: str, ids: list[str], probs: torch.Tensor
+) -> None:
+    """A ground-truth model's P(label 1) per test example, in its job's folder."""
+    buffer = io.BytesIO()
+    pl.DataFrame({"id": ids, "p1": probs[:, 1].double().tolist()}).write_parquet(buffer)
+    store.write_bytes(store.job_file(job_id, TEST_PREDICTIONS), buffer.getvalue())
+
+
+def load_test_predictions(store: StudyStore, job_id: str) -> dict[str, float] | None:
+    """The predictions `save_test_predictions` wrote, or None if missing or damaged."""
+    data = store.read_bytes(store.job_file(job_id, TEST_PREDICTIONS))
+    if data is None:
+        return None
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+        _check_probabilities(frame)
+    except Exception as exc:
+        log.warning("test predictions of %s are unreadable (%s)", job_id, exc)
+        return None
+    return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
+
+
 class FileCheckpointer:
     """Training state in one file of the study, replaced atomically at each save."""
 

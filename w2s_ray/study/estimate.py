@@ -35,7 +35,7 @@ def _sizes(study: Study) -> tuple[int, int, int]:
 
 def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:
     card = study.cards[job.model]
-    tokens = study.spec.train.max_length
+    tokens = study.max_length(job.dataset)
     weak_n, student_n, test_n = _sizes(study)
     forward = 2.0 * card.params * tokens
     train = 6.0 * card.params * tokens

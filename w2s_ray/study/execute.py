@@ -5,24 +5,22 @@ Each stage is one readable function: load inputs, train or infer, evaluate, save
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from w2s_ray.data import Splits, make_splits, pool_and_test
-from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
+from w2s_ray.datasets import Example
 from w2s_ray.infer.backend import ClassifierRef, InferenceBackend, get_backend
-from w2s_ray.infer.hf import pick_device, tokenize
+from w2s_ray.infer.hf import pick_device
 from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
-from w2s_ray.spec import LocalDataset, MethodSpec
-from w2s_ray.study import answers, artifacts
+from w2s_ray.spec import MethodSpec
+from w2s_ray.study import answers, artifacts, data_prep
+from w2s_ray.study.data_prep import splits_for
 from w2s_ray.study.faults import FaultReporter
 from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
@@ -36,27 +34,10 @@ from w2s_ray.train.model import (
     FinetuneClassifier,
     ProbeClassifier,
     load_backbone,
-    load_backbone_tokenizer,
 )
 from w2s_ray.train.state import StateAccess, WholeState, unwrapped
 
 log = logging.getLogger(__name__)
-
-
-def _task_data(study: Study, dataset: str) -> TaskData:
-    return _load_task(study.dataset_ref(dataset))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_task(ref: str | LocalDataset) -> TaskData:
-    """Loaded once per worker process: several jobs of a trial share the parsed dataset."""
-    if isinstance(ref, str):
-        return DATASETS.get(ref).load()
-    return load_local_file(Path(ref.path).expanduser())
-
-
-def splits_for(study: Study, dataset: str, seed: int) -> Splits:
-    return make_splits(dataset, _task_data(study, dataset), study.data_config, seed)
 
 
 @dataclass(frozen=True)
@@ -112,6 +93,7 @@ def run_job(
         effective_compute=card.effective_compute,
         weak_effective_compute=weak_card.effective_compute if weak_card else None,
         pretraining="generative" if job.backbone else None,
+        max_length=study.max_length(job.dataset),
         wall_seconds=round(time.monotonic() - started, 3),
         title=job.title,
     )
@@ -121,7 +103,7 @@ def run_job(
 
 def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     """Frozen pooled features of every pool and test example, cached across studies."""
-    pool, test = pool_and_test(job.dataset, _task_data(study, job.dataset), study.data_config)
+    pool, test = data_prep.pool_and_test(study, job.dataset)
     examples = pool + test
     if artifacts.load_features(job.job_id) is None:
         card = study.cards[job.model]
@@ -129,22 +111,22 @@ def run_features(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
             card.resolve_path(),
             [ex.text for ex in examples],
             pooling=card.pooling,
-            max_length=study.spec.train.max_length,
+            max_length=study.max_length(job.dataset),
         )
         artifacts.save_features(job.job_id, [ex.id for ex in examples], features)
-    return {"n_examples": len(examples)}
+    return {"n_examples": len(examples), "n_cut": _n_cut(study, job, examples)}
 
 
 def run_generative(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     """Language-model fine-tuning of a strong decoder on the pool's texts (never the test
     set, never a label); the result is a model folder in the cache, shared by the ceiling
     and every student that starts from it."""
-    pool, _ = pool_and_test(job.dataset, _task_data(study, job.dataset), study.data_config)
+    pool, _ = data_prep.pool_and_test(study, job.dataset)
     card = study.cards[job.model]
 
     def texts() -> tuple[list[list[int]], None]:
-        tokenizer = load_backbone_tokenizer(card.resolve_path(), study.spec.trust_remote_code)
-        return tokenize(tokenizer, [ex.text for ex in pool], study.spec.train.max_length), None
+        tokenizer = data_prep.tokenizer_for(study, card.resolve_path())
+        return data_prep.encode(study, job.dataset, tokenizer, [ex.text for ex in pool]), None
 
     gen = study.spec.generative
     _, record = cached_lm_finetune(
@@ -172,8 +154,8 @@ def _inputs(study: Study, job: Job, examples: list[Example]) -> Inputs:
             raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
         rows, features = loaded
         return FeatureInputs(features[[rows[ex.id] for ex in examples]])
-    tokenizer = load_backbone_tokenizer(model_path(study, job), study.spec.trust_remote_code)
-    ids = tokenize(tokenizer, [ex.text for ex in examples], study.spec.train.max_length)
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    ids = data_prep.encode(study, job.dataset, tokenizer, [ex.text for ex in examples])
     return TokenInputs(ids, tokenizer.pad_token_id)
 
 
@@ -241,6 +223,20 @@ def _train_and_evaluate(
     if selection is not None:
         fit_pos = selection[0]
         fit_examples, fit_targets = [train[i] for i in fit_pos], targets[fit_pos]
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    keep = data_prep.conflict_free_positions(
+        study,
+        job.dataset,
+        tokenizer,
+        [ex.text for ex in fit_examples],
+        (fit_targets[:, 1] > 0.5).long().tolist(),
+    )
+    info["n_dropped_conflicting"] = len(fit_examples) - len(keep)
+    if len(keep) < len(fit_examples):
+        fit_examples, fit_targets = [fit_examples[i] for i in keep], fit_targets[keep]
+    info["n_cut"] = data_prep.count_cut(
+        study, job.dataset, tokenizer, [ex.text for ex in train + evaluate]
+    )
     weights_file = store.job_file(job.job_id, f"model{tag}.safetensors")
     # every worker of a multi-worker fine-tune must train, or the others wait for ever
     weights = _saved_weights(store, weights_file) if parallel.world == 1 else None
@@ -333,7 +329,12 @@ def run_ground_truth(
     )
     if trained is None:
         return None
-    return {**_metrics(trained[0], splits.test), "n_train": len(splits.weak_train)}
+    probs, info = trained
+    # the ceiling's own test predictions: prompting baselines on a subset of the test set
+    # compare with the ceiling on exactly their examples
+    artifacts.save_test_predictions(store, job.job_id, [ex.id for ex in splits.test], probs)
+    counts = {k: info[k] for k in ("n_cut", "n_dropped_conflicting")}
+    return {**_metrics(probs, splits.test), **counts, "n_train": len(splits.weak_train)}
 
 
 def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
@@ -353,7 +354,7 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
                 raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
             classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
             texts = [ex.text for ex in examples]
-            max_length = study.spec.train.max_length
+            max_length = study.max_length(job.dataset)
             probs = _backend(study).label(classifier, texts, max_length=max_length)
         else:  # a linear head on cached features: nothing to gain from an engine
             inputs = _inputs(study, job, examples)
@@ -366,7 +367,14 @@ def run_label(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     return {
         **_metrics(_probs(soft, splits.test), splits.test),
         "n_train": len(splits.student_train),
+        "n_cut": _n_cut(study, job, examples),
     }
+
+
+def _n_cut(study: Study, job: Job, examples: list[Example]) -> int:
+    """How many of `examples` the job's model sees cut to max_length (their end kept)."""
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    return data_prep.count_cut(study, job.dataset, tokenizer, [ex.text for ex in examples])
 
 
 def _labels_dep(job: Job) -> str:
@@ -481,12 +489,30 @@ def run_baseline(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
     probs = torch.softmax(scores, dim=1).float()
     return {
         **_metrics(probs, test),
+        **(_supervision_on(job, store, test) if job.weak_model is not None else {}),
         "n_train": 0,
         "n_test": len(test),
         "shots": job.key["k"],
         "shots_mean": float(frame["demos_used"].mean() or 0.0),
         "backend": frame["backend"][0],
     }
+
+
+def _supervision_on(job: Job, store: StudyStore, test: list[Example]) -> dict[str, float]:
+    """The weak supervisor's and the strong ceiling's metrics on exactly the examples this
+    baseline scored, so its PGR compares like with like when it scores part of the test set."""
+    label_job, ceiling_job = job.deps[0], job.deps[1]
+    weak = artifacts.load_labels(label_job)
+    ceiling = artifacts.load_test_predictions(store, ceiling_job)
+    if weak is None or ceiling is None:
+        missing = label_job if weak is None else ceiling_job
+        raise RuntimeError(f"the outputs of {missing} are missing; rerun the study to rebuild")
+    out = {}
+    for who, p1 in (("weak", weak), ("ceiling", ceiling)):
+        metrics = _metrics(_probs(p1, test), test)
+        out[f"{who}_accuracy_on_test"] = metrics["test_accuracy"]
+        out[f"{who}_auroc_on_test"] = metrics["test_auroc"]
+    return out
 
 
 def _score_prompts(job: Job, study: Study, pool: list[Example], test: list[Example]) -> None:

@@ -57,7 +57,9 @@ def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool =
     """Whether what `job` left for the jobs after it can still be read. A driver that does
     not see the cluster's cache (attached over `ray://`) checks only the study's files."""
     if job.stage == "ground_truth" and job.dataset not in study.answer_tasks:
-        return _store_weights_intact(store, store.job_file(job.job_id, "model.safetensors"))
+        weights = store.job_file(job.job_id, "model.safetensors")
+        predictions = artifacts.load_test_predictions(store, job.job_id)
+        return _store_weights_intact(store, weights) and predictions is not None
     if not sees_cache:
         return True
     if job.stage == "features":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from w2s_ray.data import DataConfig
-from w2s_ray.datasets import DATASETS
+from w2s_ray.datasets import DATASETS, DEFAULT_MAX_LENGTH, max_length_for
 from w2s_ray.errors import UserError
 from w2s_ray.infer.backend import BACKEND_NAMES
 from w2s_ray.infer.prompts import PromptFormat, format_for
@@ -94,6 +94,16 @@ class Study:
     def data_config(self) -> DataConfig:
         d = self.spec.data
         return DataConfig(d.n_train, d.n_test, d.test_fraction, d.balance)
+
+    def max_length(self, dataset: str) -> int:
+        """Tokens per input for `dataset`: the study's `train.max_length`, else the task's own
+        default within the smallest context on the ladder (every model sees the same text)."""
+        if self.spec.train.max_length is not None:
+            return self.spec.train.max_length
+        ref = self.dataset_ref(dataset)
+        default = max_length_for(ref) if isinstance(ref, str) else DEFAULT_MAX_LENGTH
+        contexts = [c.context for c in self.cards.values() if c.context is not None]
+        return min([default, *contexts])
 
     def dataset_ref(self, name: str) -> str | LocalDataset:
         return next(d for d in self.spec.datasets if (d if isinstance(d, str) else d.name) == name)
@@ -292,8 +302,10 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
         data_key = {
             **dataset_identity(study, dataset),
             "data": spec.data.model_dump(),
-            "max_length": spec.train.max_length,
+            "max_length": study.max_length(dataset),
         }
+        if spec.data.too_long == "drop":  # what is dropped depends on every model's tokenizer
+            data_key["length_models"] = sorted(c.source for c in study.cards.values())
         model_key: dict[str, dict[str, Any]] = {}
         for name, card in study.cards.items():
             ident = {
@@ -395,7 +407,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
                             )
                         )  # fmt: skip
         if not answers:  # prompting baselines score two fixed answers: binary tasks only
-            stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels)
+            stages["baseline"] += _baseline_jobs(study, dataset, data_key, labels, gt)
     return stages
 
 
@@ -468,7 +480,11 @@ def _method_key(method: MethodSpec) -> dict[str, Any]:
 
 
 def _baseline_jobs(
-    study: Study, dataset: str, data_key: dict[str, Any], labels: dict[tuple[str, int], Job]
+    study: Study,
+    dataset: str,
+    data_key: dict[str, Any],
+    labels: dict[tuple[str, int], Job],
+    ceilings: dict[tuple[str, int], Job],
 ) -> list[Job]:
     """Zero-shot once per model; k-shot per seed (the seed draws the demonstrations), shown
     with ground-truth labels or with each weak supervisor's."""
@@ -496,16 +512,17 @@ def _baseline_jobs(
                 if "weak" not in base.labels:
                     continue
                 for weak in (w for w, s in study.pairs if s == strong):
-                    label = labels[weak, seed]
+                    # its PGR reads the weak labels and the ceiling on the examples it scores
+                    label, ceiling = labels[weak, seed], ceilings[strong, seed]
                     jobs.append(
                         _prompting(
                             dataset,
                             strong,
                             f"fewshot_weak_k{k}",
-                            {**shot, "demos": label.job_id},
+                            {**shot, "demos": label.job_id, "ceiling": ceiling.job_id},
                             seed=seed,
                             weak_model=weak,
-                            deps=(label.job_id,),
+                            deps=(label.job_id, ceiling.job_id),
                         )
                     )
     return jobs

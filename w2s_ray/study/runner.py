@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from analysis.schema import DATA_COUNTS_SCHEMA
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
@@ -64,37 +65,76 @@ class StudyOutcome:
     failures_are_users: bool = False
 
 
-def prepare(study: Study, console: Console) -> None:
-    """Fetch assets and check every dataset split in the driver, before Ray spends anything."""
-    from w2s_ray.study.execute import splits_for
+def prepare(study: Study, console: Console) -> list[dict[str, object]]:
+    """Fetch assets and check every dataset split in the driver, before Ray spends anything;
+    returns what each split holds and what was cut or left out (data.parquet's rows)."""
+    from w2s_ray.study.data_prep import data_counts, splits_for
 
     for name, card in study.cards.items():
         path = card.resolve_path()
-        check_context(name, path, study.spec.train.max_length)
+        for dataset in study.spec.dataset_names():
+            check_context(name, card.context, path, study.max_length(dataset))
         console.print(f"[dim]model {name}: {path}[/dim]")
+    rows: list[dict[str, object]] = []
     for dataset in study.spec.dataset_names():
         for seed in study.spec.seeds:
             splits = splits_for(study, dataset, seed)
+        counts = data_counts(study, dataset)
+        rows += counts
         console.print(
             f"[dim]dataset {dataset}: {len(splits.weak_train)} weak-train, "
-            f"{len(splits.student_train)} student-train, {len(splits.test)} test[/dim]"
+            f"{len(splits.student_train)} student-train, {len(splits.test)} test; inputs up "
+            f"to {study.max_length(dataset)} tokens[/dim]"
         )
+        for line in describe_counts(counts):
+            console.print(f"[yellow]dataset {dataset}: {line}[/yellow]")
+    return rows
 
 
-def check_context(name: str, path: str, max_length: int) -> None:
-    """`train.max_length` beyond a model's position embeddings would fail in every job;
-    longer texts are truncated to max_length, which must fit. Checked where the model's
-    config is on disk (offline assets, local folders); hub models are checked when loaded."""
+def describe_counts(counts: list[dict[str, object]]) -> list[str]:
+    """A sentence per thing worth knowing about a dataset's splits: what was cut, dropped,
+    or fewer than asked for."""
+    lines = []
+    for row in counts:
+        split, used = row["split"], row["n_used"]
+        requested = row["n_requested"]
+        if isinstance(requested, int) and isinstance(used, int) and requested > used:
+            key = "n_train" if split == "pool" else "n_test"
+            lines.append(
+                f"data.{key} asks for {requested} {split} examples; {used} are used (the "
+                f"dataset offers {row['n_available']}"
+                f"{', balanced by class' if requested <= row['n_available'] else ''})"  # type: ignore[operator]
+            )
+        if row["n_cut"]:
+            lines.append(
+                f"{row['n_cut']} of {used} {split} inputs are longer than {row['max_length']} "
+                "tokens for some model; each keeps its last tokens (data.too_long: keep_end)"
+            )
+        for reason, text in (
+            ("n_dropped_too_long", f"longer than {row['max_length']} tokens (data.too_long)"),
+            ("n_dropped_straddling", "related to a test example (same group)"),
+            ("n_dropped_conflicting", "identical after the cut to one with the other label"),
+        ):
+            if row[reason]:
+                what = "left out of training" if reason == "n_dropped_conflicting" else "dropped"
+                lines.append(f"{row[reason]} {split} examples {what}: {text}")
+    return lines
+
+
+def check_context(name: str, context: int | None, path: str, max_length: int) -> None:
+    """`train.max_length` beyond a model's position embeddings would fail in every job.
+    The card's context where it has one, else the config where it is on disk (offline
+    assets, local folders); hub models are otherwise checked when loaded."""
+    from w2s_ray.models import context_of
+
     config_file = Path(path) / "config.json"
-    if not config_file.is_file():
-        return
-    config = json.loads(config_file.read_text())
-    context = config.get("max_position_embeddings") or config.get("n_positions")
-    if isinstance(context, int) and context < max_length:
+    if context is None and config_file.is_file():
+        context = context_of(json.loads(config_file.read_text()))
+    if context is not None and context < max_length:
         raise UserError(
             f"key 'train.max_length': {max_length} tokens do not fit model '{name}', whose "
-            f"context is {context} — set train.max_length to {context} or less (longer texts "
-            "are truncated)"
+            f"context is {context} — set train.max_length to {context} or less (longer "
+            "inputs keep their last tokens)"
         )
 
 
@@ -188,9 +228,10 @@ def _run_study(
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.stages import run_stage
 
-    prepare(study, console)  # data and model problems surface before Ray starts
+    data_rows = prepare(study, console)  # data and model problems surface before Ray starts
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
     store.write_bytes("study.yaml", spec.to_yaml().encode())
+    store.write_parquet("data.parquet", pl.DataFrame(data_rows, schema=DATA_COUNTS_SCHEMA))
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
     store.write_plan(plan_record(study, stages, cluster))
