@@ -125,7 +125,6 @@ def pgr_intervals(pgr: pl.DataFrame, *, level: float = LEVEL) -> pl.DataFrame:
         .join(pair_gaps(pgr, level=level), on=list(PAIR_KEYS), how="left", nulls_equal=True)
         .with_columns(pl.col("gap_too_small").fill_null(False))
     )
-    pct = round(level * 100)
     rows = []
     for row in summary.iter_rows(named=True):
         key = tuple(row[k] for k in PAIR_KEYS)
@@ -137,7 +136,7 @@ def pgr_intervals(pgr: pl.DataFrame, *, level: float = LEVEL) -> pl.DataFrame:
         if len(values) == 1:
             parts.append(ONE_SEED)
         if row["gap_too_small"]:
-            parts.append(f"{GAP_TOO_SMALL} ({GAP_RULE.format(pct=pct)})")
+            parts.append(GAP_TOO_SMALL)  # the rule is stated once, beside the table
         rows.append(
             {
                 **row,

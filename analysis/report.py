@@ -60,9 +60,10 @@ class Report:
             f"({row['method']}) has no PGR — {row['reason']}"
             for row in self.undefined.iter_rows(named=True)
         ]
+        aggregate = self.aggregate if self.n_datasets > 1 else pl.DataFrame()  # not shown
         for frame, what in (
             (self.intervals, "PGR"),
-            (self.aggregate, "aggregate PGR"),
+            (aggregate, "aggregate PGR"),
             (self.fits, "fit"),
             (self.comparisons, "comparison"),
         ):

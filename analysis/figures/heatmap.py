@@ -11,6 +11,7 @@ from analysis.figures.style import GAP_HATCH, new_figure
 from analysis.intervals import GAP_TOO_SMALL
 
 UNDEFINED_COLOUR = "#BBBBBB"
+LABEL_BOX = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "boxstyle": "round"}
 
 
 def _ladder(frame: pl.DataFrame, name: str, compute: str) -> list[str]:
@@ -49,7 +50,7 @@ def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figu
                     1,
                     fill=False,
                     hatch=GAP_HATCH,
-                    edgecolor="black",
+                    edgecolor="#555555",
                     linewidth=0,
                     gid="gap-too-small",
                     zorder=2,
@@ -63,7 +64,10 @@ def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figu
             ha="center",
             va="center",
             fontsize="small",
-            color="white" if shade < 0.55 else "black",
+            color="white" if shade < 0.55 and not row["gap_too_small"] else "black",
+            # the hatching must not hide the numbers: a pale box behind them
+            bbox=LABEL_BOX if row["gap_too_small"] else None,
+            zorder=3,
             gid=f"cell:{i},{j}",
         )
     image = ax.imshow(
