@@ -1,39 +1,25 @@
 """Performance gap recovered (Burns et al. 2023): the share of the weak-to-ceiling gap a student
 closes. PGR is null, never clipped, when the gap is not positive, so a bad rung stays visible.
+
+It is computed twice per run: on accuracy (the paper) and on AUROC (EleutherAI's w2s reports
+that one; it does not depend on a decision threshold).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from analysis.schema import PGR_SCHEMA, RESULT_COLUMNS, conform
+
 # The same ground-truth run is both a weak supervisor's accuracy and a strong model's ceiling,
 # so it is matched on everything that makes two runs comparable.
 GROUND_TRUTH_KEYS = ("dataset", "seed", "mode")
 
-PGR_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "dataset": pl.String,
-    "seed": pl.Int64,
-    "weak_model": pl.String,
-    "strong_model": pl.String,
-    "method": pl.String,
-    "weak_accuracy": pl.Float64,
-    "ceiling_accuracy": pl.Float64,
-    "student_accuracy": pl.Float64,
-    "pgr": pl.Float64,
-    "weak_effective_compute": pl.Float64,
-    "strong_effective_compute": pl.Float64,
-}
 PAIR_KEYS = ("dataset", "weak_model", "strong_model", "method")
 REASON_MISSING = "missing ground truth"
 REASON_NO_GAP = "ceiling <= weak"
 REASON_NO_STUDENT = "missing student accuracy"
-
-
-def _pretraining(results: pl.DataFrame) -> pl.Expr:
-    """Null for models as published; "generative" for copies first fine-tuned as LMs."""
-    if "pretraining" in results.columns:
-        return pl.col("pretraining")
-    return pl.lit(None, dtype=pl.String).alias("pretraining")  # results from before the column
+METRICS = ("accuracy", "auroc")
 
 
 def published_ceilings(results: pl.DataFrame) -> pl.Expr:
@@ -44,45 +30,56 @@ def published_ceilings(results: pl.DataFrame) -> pl.Expr:
 
 
 def _ground_truth(results: pl.DataFrame) -> pl.DataFrame:
-    """One accuracy per (dataset, seed, mode, model, pretraining); a rerun duplicate keeps its
-    first job_id."""
+    """One accuracy and AUROC per (dataset, seed, mode, model, pretraining); a rerun duplicate
+    keeps its first job_id."""
     keys = [*GROUND_TRUTH_KEYS, "model", "pretraining"]
     return (
-        results.with_columns(_pretraining(results))
-        .filter(pl.col("stage") == "ground_truth")
+        results.filter(pl.col("stage") == "ground_truth")
         .sort([*keys, "job_id"], nulls_last=True)
         .unique(subset=keys, keep="first", maintain_order=True)
         .select(
             *keys,
             pl.col("test_accuracy").fill_nan(None).alias("accuracy"),
+            pl.col("test_auroc").fill_nan(None).alias("auroc"),
             pl.col("effective_compute").alias("gt_effective_compute"),
         )
     )
 
 
+def _gap_recovered(metric: str) -> pl.Expr:
+    """(student − weak) / (ceiling − weak), null unless the gap is positive; never clipped."""
+    weak, ceiling, student = (pl.col(f"{who}_{metric}") for who in ("weak", "ceiling", "student"))
+    gap = ceiling - weak
+    return pl.when(gap > 0).then((student - weak) / gap).otherwise(None)
+
+
 def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
-    """One row per student run: its weak supervisor's and its ceiling's accuracy, and its PGR.
+    """One row per student run: its weak supervisor's and its ceiling's accuracy and AUROC,
+    and its PGR on each.
 
     Few-shot prompting with a weak model's labels as demonstrations is weak supervision too,
-    so those baseline rows get a PGR as well (method `fewshot_weak_k<k>`).
+    so those baseline rows get a PGR as well (method `fewshot_weak_k<k>`). A baseline may be
+    scored on part of the test set; its row then carries the weak supervisor's and the
+    ceiling's metrics on those same examples (`*_on_test`), and those are used instead of the
+    ground-truth runs' metrics on the whole test set.
     """
+    results = conform(results, RESULT_COLUMNS)  # files from before a column was added
     truth = _ground_truth(results)
     supervised = (pl.col("stage") == "student") | (
         (pl.col("stage") == "baseline") & pl.col("weak_model").is_not_null()
     )
-    students = (
-        results.with_columns(_pretraining(results))
-        .filter(supervised)
-        .select(
-            *GROUND_TRUTH_KEYS,
-            "pretraining",
-            "weak_model",
-            pl.col("model").alias("strong_model"),
-            "method",
-            pl.col("test_accuracy").fill_nan(None).alias("student_accuracy"),
-            "weak_effective_compute",
-            pl.col("effective_compute").alias("strong_effective_compute"),
-        )
+    on_test = [f"{who}_{metric}_on_test" for who in ("weak", "ceiling") for metric in METRICS]
+    students = results.filter(supervised).select(
+        *GROUND_TRUTH_KEYS,
+        "pretraining",
+        "weak_model",
+        pl.col("model").alias("strong_model"),
+        "method",
+        pl.col("test_accuracy").fill_nan(None).alias("student_accuracy"),
+        pl.col("test_auroc").fill_nan(None).alias("student_auroc"),
+        *[pl.col(name).fill_nan(None) for name in on_test],
+        "weak_effective_compute",
+        pl.col("effective_compute").alias("strong_effective_compute"),
     )
     # weak supervisors are models as published; a student's ceiling starts where it did
     weak = (
@@ -92,13 +89,14 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
             {
                 "model": "weak_model",
                 "accuracy": "weak_accuracy",
+                "auroc": "weak_auroc",
                 "gt_effective_compute": "weak_gt_compute",
             }
         )
     )
-    ceiling = truth.rename({"model": "strong_model", "accuracy": "ceiling_accuracy"}).drop(
-        "gt_effective_compute"
-    )
+    ceiling = truth.rename(
+        {"model": "strong_model", "accuracy": "ceiling_accuracy", "auroc": "ceiling_auroc"}
+    ).drop("gt_effective_compute")
     joined = students.join(
         weak, on=[*GROUND_TRUTH_KEYS, "weak_model"], how="left", nulls_equal=True
     ).join(
@@ -107,17 +105,32 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
         how="left",
         nulls_equal=True,
     )
-    gap = pl.col("ceiling_accuracy") - pl.col("weak_accuracy")
+    # a row's own metrics on the examples it was scored on win over the whole-test-set ones;
+    # weak and ceiling are taken from the same source, never one from each
+    same_examples = []
+    for metric in METRICS:
+        own = (
+            pl.col(f"weak_{metric}_on_test").is_not_null()
+            & pl.col(f"ceiling_{metric}_on_test").is_not_null()
+        )
+        same_examples += [
+            pl.when(own)
+            .then(pl.col(f"{who}_{metric}_on_test"))
+            .otherwise(pl.col(f"{who}_{metric}"))
+            .alias(f"{who}_{metric}")
+            for who in ("weak", "ceiling")
+        ]
     return (
         joined.with_columns(
-            pl.when(gap > 0)
-            .then((pl.col("student_accuracy") - pl.col("weak_accuracy")) / gap)
-            .otherwise(None)
-            .alias("pgr"),
+            *same_examples,
             # older result files may lack the weak compute on the student row
             pl.coalesce("weak_effective_compute", "weak_gt_compute").alias(
                 "weak_effective_compute"
             ),
+        )
+        .with_columns(
+            _gap_recovered("accuracy").alias("pgr"),
+            _gap_recovered("auroc").alias("pgr_auroc"),
         )
         .select([pl.col(name).cast(dtype) for name, dtype in PGR_SCHEMA.items()])
         .sort(

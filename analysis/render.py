@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from analysis.intervals import GAP_RULE, GAP_TOO_SMALL
 from analysis.report import Report
-from analysis.stats import LEVEL
+from analysis.stats import LEVEL, smallest_sign_flip_pvalue
 
 Cell = str
 
@@ -59,13 +60,26 @@ def _summary(report: Report) -> Section:
     )
 
 
-def pgr_cells(intervals: pl.DataFrame, level: float = LEVEL) -> tuple[list[str], list[list[str]]]:
-    """The per-pair PGR table as text (headers, rows): the report's section and the summary
-    `w2s-ray run` prints."""
+def _gap_cell(row: dict[str, object]) -> str:
+    gap = row["gap"]
+    if gap is None:
+        return "—"
+    return f"{gap:+.3f} {GAP_TOO_SMALL}" if row["gap_too_small"] else f"{gap:+.3f}"
+
+
+def pgr_cells(
+    intervals: pl.DataFrame, level: float = LEVEL, *, auroc: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """The per-pair PGR table as text (headers, rows): the summary `w2s-ray run` prints, and
+    with `auroc` (a column too wide for a terminal) the report's section."""
+    pct = round(level * 100)
     headers = ["dataset", "weak → strong", "method", "weak acc", "ceiling acc", "student acc"]
-    headers += [f"PGR [{round(level * 100)}% CI]", "seeds"]
-    rows = [
-        [
+    headers += [f"PGR [{pct}% CI]", "PGR of means"]
+    headers += [f"PGR AUROC [{pct}% CI]"] if auroc else []
+    headers += ["seeds", "gap (ceiling − weak)"]
+    rows = []
+    for row in intervals.iter_rows(named=True):
+        cells = [
             row["dataset"],
             f"{row['weak_model']} → {row['strong_model']}",
             row["method"],
@@ -73,21 +87,81 @@ def pgr_cells(intervals: pl.DataFrame, level: float = LEVEL) -> tuple[list[str],
             _num(row["ceiling_accuracy"]),
             _num(row["student_accuracy"]),
             _with_ci(row["pgr"], row["pgr_low"], row["pgr_high"], "+.2f"),
-            f"{row['n_defined']}/{row['n_seeds']}",
+            _num(row["pgr_of_means"], "+.2f"),
         ]
-        for row in intervals.iter_rows(named=True)
-    ]
+        if auroc:
+            cells.append(
+                _with_ci(row["pgr_auroc"], row["pgr_auroc_low"], row["pgr_auroc_high"], "+.2f")
+            )
+        cells += [f"{row['n_defined']}/{row['n_seeds']}", _gap_cell(row)]
+        rows.append(cells)
     return headers, rows
 
 
 def _pgr_section(report: Report) -> Section:
-    headers, rows = pgr_cells(report.intervals, report.level)
-    return Section(
-        "Performance gap recovered",
-        text=["PGR = (student − weak) / (ceiling − weak); accuracies are means over seeds."],
-        headers=headers,
-        rows=rows,
-    )
+    headers, rows = pgr_cells(report.intervals, report.level, auroc=True)
+    pct = round(report.level * 100)
+    text = [
+        "PGR = (student − weak) / (ceiling − weak), per seed, then the mean over seeds; "
+        "accuracies are means over seeds. PGR of means: the same ratio of the mean "
+        "accuracies (a seed with a thin gap moves it less). PGR AUROC: the same on test AUROC, "
+        "per seed, then the mean.",
+        f"'{GAP_TOO_SMALL}': {GAP_RULE.format(pct=pct)}; such a pair's PGR is mostly noise.",
+    ]
+    return Section("Performance gap recovered", text=text, headers=headers, rows=rows)
+
+
+def _data_section(report: Report) -> Section:
+    """Per dataset and split: what the source held, what the study used, and what length
+    limits cut or dropped, so a reader knows what the numbers were measured on."""
+    counts = report.data_counts
+    rows = []
+    text = [
+        "Examples per dataset and split: available in the source, used, cut to max_length "
+        "(too_long: keep_end keeps each input's last max_length tokens), and dropped: too long "
+        "(too_long: drop), identical after cutting with conflicting labels, or related to an "
+        "example on the other side of the pool/test split."
+    ]
+    for row in counts.iter_rows(named=True):
+        rows.append(
+            [
+                row["dataset"],
+                row["split"],
+                _count(row["n_available"]),
+                _count(row["n_requested"]) if row["n_requested"] is not None else "all",
+                _count(row["n_used"]),
+                _count(row["n_cut"]),
+                _count(row["n_dropped_too_long"]),
+                _count(row["n_dropped_conflicting"]),
+                _count(row["n_dropped_straddling"]),
+                _count(row["max_length"]),
+                row["too_long"] or "—",
+            ]
+        )
+        requested, available = row["n_requested"], row["n_available"]
+        if requested is not None and available is not None and requested > available:
+            text.append(
+                f"{row['dataset']} {row['split']}: {requested} examples were requested but "
+                f"only {available} were available; {_count(row['n_used'])} were used."
+            )
+    headers = [
+        "dataset",
+        "split",
+        "available",
+        "requested",
+        "used",
+        "cut",
+        "dropped: too long",
+        "dropped: conflicting",
+        "dropped: straddling",
+        "max_length",
+        "too_long",
+    ]
+    return Section("Data", text=text, headers=headers, rows=rows)
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else str(value)
 
 
 def _aggregate_section(report: Report) -> Section:
@@ -97,36 +171,57 @@ def _aggregate_section(report: Report) -> Section:
             row["method"],
             _with_ci(row["pgr_median"], row["pgr_low"], row["pgr_high"], "+.2f"),
             f"{row['n_defined_datasets']}/{row['n_datasets']}",
+            str(row["n_gap_too_small"]),
         ]
         for row in report.aggregate.iter_rows(named=True)
     ]
     return Section(
         "Across datasets (the paper's aggregate)",
-        text=["Median over datasets of each dataset's mean PGR."],
-        headers=["weak → strong", "method", "median PGR [CI]", "datasets"],
+        text=[
+            "Median over datasets of each dataset's mean PGR; the interval draws each "
+            "dataset's seed mean with that dataset's own seed noise."
+        ],
+        headers=["weak → strong", "method", "median PGR [CI]", "datasets", GAP_TOO_SMALL],
         rows=rows,
     )
 
 
 def _comparison_section(report: Report) -> Section:
-    rows = [
-        [
-            f"{row['method']} − {row['reference']}",
-            row["metric"],
-            _with_ci(row["mean_difference"], row["diff_low"], row["diff_high"], "+.3f"),
-            f"{row['wins']}/{row['losses']}/{row['ties']}",
-            _num(row["p_value"], ".3g"),
-            str(row["n_units"]),
-        ]
-        for row in report.comparisons.iter_rows(named=True)
-    ]
+    rows = []
+    for row in report.comparisons.iter_rows(named=True):
+        p_cell = _num(row["p_value"], ".3g")
+        if row["p_value"] is None and row["n_units"] >= 2:
+            p_cell = f"— (≥ {smallest_sign_flip_pvalue(row['n_units']):.3g})"
+        rows.append(
+            [
+                f"{row['method']} − {row['reference']}",
+                row["metric"],
+                _with_ci(row["mean_difference"], row["diff_low"], row["diff_high"], "+.3f"),
+                f"{row['wins']}/{row['losses']}/{row['ties']}",
+                p_cell,
+                f"{row['n_units']} ({row['n_runs']} runs)",
+            ]
+        )
+    floor = next(n for n in range(1, 64) if smallest_sign_flip_pvalue(n) <= 1.0 - report.level)
     return Section(
         "Methods compared",
         text=[
-            "Paired on runs both methods share (dataset, seed, weak, strong). p: two-sided "
-            "sign-flip test (exact up to 16 pairs)."
+            "Paired on runs both methods share (dataset, seed, weak, strong). Runs of one "
+            "dataset and seed share the split, the weak labels and the ceiling, so the "
+            "independent unit is the (dataset, seed) cluster: each contributes the mean of its "
+            "paired differences, and the interval (t), wins/losses/ties and the test are over "
+            "those units. p: two-sided sign-flip test over units (exact up to 16); with fewer "
+            f"than {floor} units no p can fall below {1.0 - report.level:.2g}, so none is "
+            "given (the smallest possible one is shown).",
         ],
-        headers=["difference", "metric", "mean [CI]", "wins/losses/ties", "p", "pairs"],
+        headers=[
+            "difference",
+            "metric",
+            "mean [CI]",
+            "units won/lost/tied",
+            "p",
+            "units (paired runs)",
+        ],
         rows=rows,
     )
 
@@ -250,22 +345,29 @@ def _missing_section(report: Report) -> Section:
 
 METHODS_NOTE = [
     "Per pair, the seeds' mean PGR gets a t interval (normal seed noise). For the median across "
-    "datasets, each dataset's seed mean is drawn 4000 times from its sampling law, with the "
-    "seed-noise SD pooled across datasets and its uncertainty drawn too (a parametric "
-    "bootstrap), the median taken per draw, and the interval read from the draws' percentiles. "
-    "A nonparametric bootstrap of three seeds cannot be wider than their range and covered "
-    "only ~78% in simulation; this one covered ~96%.",
-    "Method differences: nonparametric bootstrap over the paired runs with the expanded "
-    "percentile interval (Hesterberg 2015), and a sign-flip permutation test.",
+    "datasets, each dataset's seed mean is drawn 4000 times from its own t law (its own "
+    "seed-noise SD; a dataset with one seed borrows the largest SD of the others), the median "
+    "taken per draw, and the interval read from the draws' percentiles (a parametric "
+    "bootstrap). A nonparametric bootstrap of three seeds cannot be wider than their range and "
+    "covered only ~78% in simulation; one SD pooled over datasets covered ~70% when the median "
+    "dataset was the noisy one; this one covered 96–100%.",
+    "Method differences: per (dataset, seed) cluster the mean paired difference; over clusters "
+    "a t interval and an exact sign-flip permutation test.",
     "Fits: ordinary least squares, t intervals on slope and intercept, confidence band for "
     "extrapolation.",
     "A seed whose ceiling does not beat its weak model has no PGR; it is excluded, not "
-    "clipped, and listed above.",
+    "clipped, and listed above. A pair whose gap is within its noise is kept but marked "
+    f"'{GAP_TOO_SMALL}'.",
+    "Few-shot prompting with weak labels may be scored on part of the test set; its PGR then "
+    "uses the weak supervisor's and the ceiling's accuracy on those same examples.",
 ]
 
 
 def sections(report: Report, figure_captions: dict[str, str]) -> list[Section]:
-    out = [_summary(report), _pgr_section(report)]
+    out = [_summary(report)]
+    if report.data_counts.height:
+        out.append(_data_section(report))
+    out.append(_pgr_section(report))
     if report.n_datasets > 1:
         out.append(_aggregate_section(report))
     if report.comparisons.height:

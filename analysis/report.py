@@ -1,6 +1,7 @@
 """Everything a study report says, computed once from the results table: PGR with intervals,
-the cross-dataset aggregate, fits, method comparisons, baselines, and what is missing or
-excluded and why. Rendering (Markdown, HTML) lives in `analysis.render`.
+the cross-dataset aggregate, fits, method comparisons, baselines, what is missing or excluded
+and why, and what each dataset split held and lost to length limits. Rendering (Markdown,
+HTML) lives in `analysis.render`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from analysis.compare import compare_methods
 from analysis.fits import extrapolate, fit_accuracy, fit_pgr, fits_table
 from analysis.intervals import aggregate_pgr, pgr_intervals
 from analysis.pgr import compute_pgr, undefined_pgr_rows
+from analysis.schema import DATA_COUNTS_SCHEMA, RESULT_COLUMNS, conform
 from analysis.stats import LEVEL
 
 
@@ -43,6 +45,9 @@ class Report:
     undefined: pl.DataFrame
     missing: list[MissingJob] = field(default_factory=list)
     level: float = LEVEL
+    data_counts: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=DATA_COUNTS_SCHEMA)
+    )
 
     @property
     def n_datasets(self) -> int:
@@ -55,9 +60,10 @@ class Report:
             f"({row['method']}) has no PGR — {row['reason']}"
             for row in self.undefined.iter_rows(named=True)
         ]
+        aggregate = self.aggregate if self.n_datasets > 1 else pl.DataFrame()  # not shown
         for frame, what in (
             (self.intervals, "PGR"),
-            (self.aggregate, "aggregate PGR"),
+            (aggregate, "aggregate PGR"),
             (self.fits, "fit"),
             (self.comparisons, "comparison"),
         ):
@@ -89,8 +95,17 @@ def build_report(
     reference_method: str | None = None,
     level: float = LEVEL,
     seed: int = 0,
+    data_counts: pl.DataFrame | None = None,
 ) -> Report:
-    """The report's numbers; `seed` fixes the resampling so a report is reproducible."""
+    """The report's numbers; `seed` fixes the resampling so a report is reproducible.
+
+    `data_counts` is the study's `data.parquet` (per dataset and split: examples available,
+    used, cut and dropped), when the study wrote one.
+    """
+    results = conform(results, RESULT_COLUMNS)  # a results.parquet from an older version
+    counts = conform(
+        data_counts if data_counts is not None else pl.DataFrame(), DATA_COUNTS_SCHEMA
+    ).sort("dataset", "split", nulls_last=True)
     pgr = compute_pgr(results)
     accuracy_fits, pgr_fits = fit_accuracy(results, pgr), fit_pgr(pgr)
     fits = accuracy_fits + pgr_fits
@@ -110,4 +125,5 @@ def build_report(
         undefined=undefined_pgr_rows(pgr),
         missing=list(missing or []),
         level=level,
+        data_counts=counts,
     )

@@ -55,18 +55,20 @@ def build_figures(results: pl.DataFrame, pgr: pl.DataFrame) -> dict[str, tuple[F
         )
         figures[f"pgr_vs_compute_{stem}"] = (
             plot_pgr_vs_compute(pgr, dataset, method),
-            f"{dataset}, {method}: PGR vs strong-student compute per weak supervisor, 95% CI",
+            f"{dataset}, {method}: PGR vs strong-student compute per weak supervisor, 95% CI; "
+            "ringed: gap too small to read",
         )
         figures[f"pgr_heatmap_{stem}"] = (
             plot_pgr_heatmap(intervals, dataset, method),
-            f"{dataset}, {method}: PGR for every weak × strong pair",
+            f"{dataset}, {method}: PGR for every weak × strong pair; hatched: gap too small "
+            "to read",
         )
     for dataset in sorted(pgr["dataset"].drop_nulls().unique().to_list()):
         methods = pgr.filter(pl.col("dataset") == dataset)["method"].drop_nulls().unique()
         if methods.len() > 1:
             figures[f"method_comparison_{slug(dataset)}"] = (
                 plot_method_comparison(intervals, dataset),
-                f"{dataset}: PGR of each method per pair, 95% CI",
+                f"{dataset}: PGR of each method per pair, 95% CI; ringed: gap too small to read",
             )
         prompted = results.filter((pl.col("stage") == "baseline") & (pl.col("dataset") == dataset))
         if prompted.height:

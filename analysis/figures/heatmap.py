@@ -7,9 +7,11 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from analysis.figures.style import new_figure
+from analysis.figures.style import GAP_HATCH, new_figure
+from analysis.intervals import GAP_TOO_SMALL
 
 UNDEFINED_COLOUR = "#BBBBBB"
+LABEL_BOX = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "boxstyle": "round"}
 
 
 def _ladder(frame: pl.DataFrame, name: str, compute: str) -> list[str]:
@@ -18,8 +20,8 @@ def _ladder(frame: pl.DataFrame, name: str, compute: str) -> list[str]:
 
 
 def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figure:
-    """Cells hold mean PGR and its 95% CI; grey cells are pairs whose PGR is undefined, blank
-    cells are not weak < strong pairs of the study."""
+    """Cells hold mean PGR and its 95% CI; grey cells are pairs whose PGR is undefined, hatched
+    cells pairs whose gap is too small to read, blank cells are not weak < strong pairs."""
     cells = intervals.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     weak = _ladder(cells, "weak_model", "weak_effective_compute")
     strong = _ladder(cells, "strong_model", "strong_effective_compute")
@@ -39,6 +41,21 @@ def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figu
         text = f"{row['pgr']:+.2f}"
         if row["pgr_low"] is not None:
             text += f"\n[{row['pgr_low']:+.2f}, {row['pgr_high']:+.2f}]"
+        if row["gap_too_small"]:
+            text += f"\n{GAP_TOO_SMALL}"
+            ax.add_patch(
+                Rectangle(
+                    (j - 0.5, i - 0.5),
+                    1,
+                    1,
+                    fill=False,
+                    hatch=GAP_HATCH,
+                    edgecolor="#555555",
+                    linewidth=0,
+                    gid="gap-too-small",
+                    zorder=2,
+                )
+            )
         shade = (row["pgr"] - low) / (high - low) if high > low else 0.5
         ax.text(
             j,
@@ -47,7 +64,10 @@ def plot_pgr_heatmap(intervals: pl.DataFrame, dataset: str, method: str) -> Figu
             ha="center",
             va="center",
             fontsize="small",
-            color="white" if shade < 0.55 else "black",
+            color="white" if shade < 0.55 and not row["gap_too_small"] else "black",
+            # the hatching must not hide the numbers: a pale box behind them
+            bbox=LABEL_BOX if row["gap_too_small"] else None,
+            zorder=3,
             gid=f"cell:{i},{j}",
         )
     image = ax.imshow(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import polars as pl
 from matplotlib.figure import Figure
 
-from analysis.figures.style import REFERENCE_GID, new_figure, palette
+from analysis.figures.style import GAP_MARK, REFERENCE_GID, new_figure, palette
+from analysis.intervals import GAP_TOO_SMALL
 
 MARKERS = ("o", "s", "D", "^", "v", "P", "X")
 
 
 def plot_method_comparison(intervals: pl.DataFrame, dataset: str) -> Figure:
-    """Rows are pairs (weak → strong, smallest gap first); methods are offset within a row."""
+    """Rows are pairs (weak → strong, smallest gap first); methods are offset within a row; a
+    pair whose gap is too small to read has its points ringed."""
     frame = intervals.filter(pl.col("dataset") == dataset)
     pairs = (
         frame.group_by("weak_model", "strong_model")
@@ -25,6 +27,8 @@ def plot_method_comparison(intervals: pl.DataFrame, dataset: str) -> Figure:
     for level in (0.0, 1.0):
         ax.axvline(level, color="grey", linewidth=1, linestyle=":", gid=REFERENCE_GID)
     spacing = 0.7 / max(len(methods), 1)
+    thin_x: list[float] = []
+    thin_y: list[float] = []
     for k, method in enumerate(methods):
         rows = frame.filter(pl.col("method") == method)
         xs, ys, lows, highs = [], [], [], []
@@ -37,6 +41,9 @@ def plot_method_comparison(intervals: pl.DataFrame, dataset: str) -> Figure:
             has_ci = row["pgr_low"] is not None
             lows.append(row["pgr"] - row["pgr_low"] if has_ci else 0.0)
             highs.append(row["pgr_high"] - row["pgr"] if has_ci else 0.0)
+            if row["gap_too_small"]:
+                thin_x.append(xs[-1])
+                thin_y.append(ys[-1])
         container = ax.errorbar(
             xs,
             ys,
@@ -47,6 +54,8 @@ def plot_method_comparison(intervals: pl.DataFrame, dataset: str) -> Figure:
             label=method,
         )
         container.lines[0].set_gid(f"method:{method}")  # the markers, not the caps
+    if thin_x:
+        ax.scatter(thin_x, thin_y, label=GAP_TOO_SMALL, gid="gap-too-small", **GAP_MARK)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("PGR (fraction of gap, mean over seeds; bars: 95% CI)")

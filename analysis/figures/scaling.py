@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from analysis.figures.style import (
     CEILING_GID,
     CI_NOTE,
+    GAP_MARK,
     MODEL_COMPUTE_LABEL,
     REFERENCE_GID,
     STRONG_COMPUTE_LABEL,
@@ -16,6 +17,7 @@ from analysis.figures.style import (
     new_figure,
     weak_colours,
 )
+from analysis.intervals import GAP_TOO_SMALL, pair_gaps
 from analysis.pgr import published_ceilings
 from analysis.stats import t_interval
 
@@ -132,14 +134,28 @@ def plot_accuracy_vs_compute(
 
 def plot_pgr_vs_compute(pgr: pl.DataFrame, dataset: str, method: str) -> Figure:
     """PGR per weak supervisor with its CI band; undefined seeds are left out, never counted as
-    0 or clipped."""
+    0 or clipped; a point whose gap is too small to read is ringed."""
     fig, ax = new_figure()
     for level in (0.0, 1.0):
         ax.axhline(level, color="grey", linewidth=1, linestyle=":", gid=REFERENCE_GID)
     students = pgr.filter((pl.col("dataset") == dataset) & (pl.col("method") == method))
     order, compute, colours = _ordered_weak(students)
+    thin = pair_gaps(students).filter(pl.col("gap_too_small"))
+    labelled = False
     for weak in order:
         stats = per_strong(students, weak, "pgr")
+        ringed = stats.join(
+            thin.filter(pl.col("weak_model") == weak).select("strong_model"), on="strong_model"
+        )
+        if ringed.height:
+            ax.scatter(
+                ringed["compute"].to_list(),
+                ringed["mean"].to_list(),
+                label=None if labelled else GAP_TOO_SMALL,
+                gid=f"gap-too-small:{weak}",
+                **GAP_MARK,
+            )
+            labelled = True
         suffix = "" if stats.height else ", PGR undefined"
         label = f"weak supervisor: {weak} ({compute[weak]:.1e} FLOPs{suffix})"
         draw_series(ax, stats, colours[weak], label, f"weak:{weak}")

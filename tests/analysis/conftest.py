@@ -1,4 +1,5 @@
-"""Builders for the study results table, in the contract's columns, for the analysis tests."""
+"""Builders for the study results table, in the contract's columns (`analysis.schema`), for the
+analysis tests."""
 
 from __future__ import annotations
 
@@ -8,28 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-RESULT_SCHEMA: dict[str, Any] = {
-    "job_id": pl.String,
-    "stage": pl.String,
-    "dataset": pl.String,
-    "seed": pl.Int64,
-    "model": pl.String,
-    "weak_model": pl.String,
-    "method": pl.String,
-    "mode": pl.String,
-    "test_accuracy": pl.Float64,
-    "test_auroc": pl.Float64,
-    "agreement_with_weak": pl.Float64,
-    "effective_compute": pl.Float64,
-    "weak_effective_compute": pl.Float64,
-    "n_train": pl.Int64,
-    "shots_mean": pl.Float64,
-    "chain": pl.String,
-    "selection": pl.String,
-    "selected_epoch": pl.Int64,
-    "pretraining": pl.String,
-    "wall_seconds": pl.Float64,
-}
+from analysis.schema import RESULT_COLUMNS
+
+RESULT_SCHEMA = RESULT_COLUMNS  # the store's own columns, never a copy
 COMPUTE = {"small": 1e15, "medium": 1e16, "large": 1e17}
 
 
@@ -70,7 +52,7 @@ def _row(
     method: str | None = None,
     weak: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    return dict.fromkeys(RESULT_COLUMNS) | {
         "job_id": f"{stage}/{dataset}/{weak}/{model}/{method}/{seed}",
         "stage": stage,
         "dataset": dataset,

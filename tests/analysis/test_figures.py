@@ -210,7 +210,13 @@ def test_heatmap_cells_carry_pgr_and_grey_out_undefined_pairs(results):
     assert cells["cell:0,1"].startswith(f"{expected['pgr']:+.2f}\n[{expected['pgr_low']:+.2f}")
     assert cells["cell:1,1"] == "undefined"
     assert "cell:1,0" not in cells  # medium → medium is not a pair
-    assert [p.get_gid() for p in ax.patches] == ["undefined"]
+    # two seeds: a t(1) interval of the gap reaches 0 for both small → * pairs here
+    thin = intervals.filter(
+        (pl.col("method") == "logconf") & pl.col("gap_too_small") & pl.col("pgr").is_not_null()
+    )
+    assert sorted(p.get_gid() for p in ax.patches) == sorted(
+        ["undefined"] + ["gap-too-small"] * thin.height
+    )
     assert fig.axes[1].get_ylabel().startswith("PGR")  # the colour bar says what colour means
 
 
@@ -226,7 +232,57 @@ def test_method_comparison_has_a_series_per_method_at_its_pgr(results):
             "weak_effective_compute", "strong_effective_compute"
         )["pgr"]
         assert sorted(line.get_xdata()) == pytest.approx(sorted(expected.to_list()))
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"xent", "logconf"}
+    legend = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert legend - {"gap too small to read"} == {"xent", "logconf"}
+
+
+def _thin_and_wide(rows) -> pl.DataFrame:
+    """Three seeds; small → medium has a gap of 0.01 ± 0.02 (too small to read), small → large
+    and medium → large have steady gaps."""
+    truths = {
+        0: {"small": 0.60, "medium": 0.63, "large": 0.80},
+        1: {"small": 0.62, "medium": 0.61, "large": 0.82},
+        2: {"small": 0.61, "medium": 0.62, "large": 0.81},
+    }
+    data = [rows.truth(m, a, seed=s) for s, accs in truths.items() for m, a in accs.items()]
+    for seed in truths:
+        for method, lift in (("xent", 0.0), ("logconf", 0.02)):
+            data += [
+                rows.student("small", "medium", 0.62 + lift, seed=seed, method=method),
+                rows.student("small", "large", 0.70 + lift, seed=seed, method=method),
+                rows.student("medium", "large", 0.72 + lift, seed=seed, method=method),
+            ]
+    return rows.table(data)
+
+
+def test_figures_mark_pairs_whose_gap_is_too_small_to_read(rows):
+    pgr = compute_pgr(_thin_and_wide(rows))
+    intervals = pgr_intervals(pgr)
+    thin = intervals.filter(pl.col("gap_too_small"))
+    assert set(thin["weak_model"] + " → " + thin["strong_model"]) == {"small → medium"}
+
+    fig = plot_pgr_vs_compute(pgr, "toy", "xent")
+    marks = {c.get_gid(): c for c in fig.axes[0].collections if str(c.get_gid()).startswith("gap")}
+    assert set(marks) == {"gap-too-small:small"}
+    ((x, y),) = marks["gap-too-small:small"].get_offsets().tolist()
+    expected = intervals.filter(
+        (pl.col("method") == "xent") & (pl.col("strong_model") == "medium")
+    ).row(0, named=True)
+    assert (x, y) == pytest.approx((rows.compute["medium"], expected["pgr"]))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend.count("gap too small to read") == 1
+
+    heatmap = plot_pgr_heatmap(intervals, "toy", "xent").axes[0]
+    assert [p.get_gid() for p in heatmap.patches] == ["gap-too-small"]
+    cells = {t.get_gid(): t.get_text() for t in heatmap.texts}
+    assert cells["cell:0,0"].endswith("gap too small to read")  # small → medium
+    assert "too small" not in cells["cell:0,1"]
+
+    methods = plot_method_comparison(intervals, "toy").axes[0]
+    (ring,) = [c for c in methods.collections if c.get_gid() == "gap-too-small"]
+    assert sorted(p[0] for p in ring.get_offsets().tolist()) == pytest.approx(
+        sorted(thin["pgr"].to_list())
+    )
 
 
 def test_baselines_figure_puts_prompting_beside_fine_tuning(results, rows):

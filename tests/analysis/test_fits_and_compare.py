@@ -19,7 +19,9 @@ from analysis.fits import (
     fit_pgr,
     fits_table,
 )
-from analysis.pgr import PGR_SCHEMA, compute_pgr
+from analysis.pgr import compute_pgr
+from analysis.schema import PGR_SCHEMA
+from analysis.stats import t_interval
 
 LADDER = {"m1": 1e18, "m2": 1e19, "m3": 1e20, "m4": 1e21, "m5": 1e22}
 
@@ -101,13 +103,21 @@ def test_accuracy_fits_include_the_ceiling_and_extrapolate_with_a_band(rows):
         extrapolate(fits, -1.0)
 
 
-def _pair_rows(method: str, pgrs: list[float | None]) -> list[dict[str, object]]:
+def _pair_rows(
+    method: str,
+    pgrs: list[float | None],
+    *,
+    dataset: str = "toy",
+    weak: str = "small",
+    strong: str = "large",
+    seeds: list[int] | None = None,
+) -> list[dict[str, object]]:
     return [
         {
-            "dataset": "toy",
+            "dataset": dataset,
             "seed": seed,
-            "weak_model": "small",
-            "strong_model": "large",
+            "weak_model": weak,
+            "strong_model": strong,
             "method": method,
             "weak_accuracy": 0.6,
             "ceiling_accuracy": 0.8,
@@ -116,40 +126,104 @@ def _pair_rows(method: str, pgrs: list[float | None]) -> list[dict[str, object]]
             "weak_effective_compute": 1e15,
             "strong_effective_compute": 1e17,
         }
-        for seed, pgr in enumerate(pgrs)
+        for seed, pgr in zip(seeds or range(len(pgrs)), pgrs, strict=True)
     ]
 
 
-def test_method_comparison_pairs_runs_and_tests_the_difference():
-    pgr = pl.DataFrame(
-        _pair_rows("xent", [0.5, 0.4, 0.6, 0.55]) + _pair_rows("logconf", [0.7, 0.6, 0.9, None]),
-        schema=PGR_SCHEMA,
+def _frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=PGR_SCHEMA)
+
+
+def test_method_comparison_pairs_runs_and_withholds_a_test_it_cannot_pass():
+    pgr = _frame(
+        _pair_rows("xent", [0.5, 0.4, 0.6, 0.55]) + _pair_rows("logconf", [0.7, 0.6, 0.9, None])
     )
     table = compare_methods(pgr)
     row = table.filter(pl.col("metric") == "pgr").row(0, named=True)
     assert (row["method"], row["reference"]) == ("logconf", "xent")
     # seeds 0-2 pair up: differences 0.2, 0.2, 0.3; seed 3 has no logconf value
-    assert row["n_units"] == 3 and row["mean_difference"] == pytest.approx(0.7 / 3)
+    assert (row["n_units"], row["n_runs"]) == (3, 3)
+    assert row["mean_difference"] == pytest.approx(0.7 / 3)
     assert (row["wins"], row["losses"], row["ties"]) == (3, 0, 0)
-    assert row["p_value"] == pytest.approx(0.25)  # all-positive of 3: 2 of 8 sign patterns
-    assert row["diff_low"] <= 0.7 / 3 <= row["diff_high"]
+    # all three positive is as extreme as three units get: p = 2/8 = 0.25 at best, no test
+    assert row["p_value"] is None
+    assert "3 independent units" in row["note"] and "below 0.25" in row["note"]
+    assert row["diff_low"] < 0.7 / 3 < row["diff_high"]
+    assert row["diff_low"] < 0.2  # a t interval, not a bootstrap stuck inside the range
     assert "1 shared run(s) undefined" in row["note"]
     accuracy = table.filter(pl.col("metric") == "student_accuracy").row(0, named=True)
     assert accuracy["mean_difference"] == pytest.approx(0.2 * 0.7 / 3)
 
 
+def _clustered(n_seeds: int, lifts: dict[tuple[str, str], float]) -> pl.DataFrame:
+    """Three weak → strong pairs per seed, one dataset: logconf = xent + lift + seed shift."""
+    rows = []
+    for (weak, strong), lift in lifts.items():
+        seeds = list(range(n_seeds))
+        rows += _pair_rows("xent", [0.5] * n_seeds, weak=weak, strong=strong, seeds=seeds)
+        rows += _pair_rows(
+            "logconf",
+            [0.5 + lift + 0.01 * (seed % 3 - 1) for seed in seeds],
+            weak=weak,
+            strong=strong,
+            seeds=seeds,
+        )
+    return _frame(rows)
+
+
+LIFTS = {("small", "medium"): 0.1, ("small", "large"): 0.2, ("medium", "large"): -0.05}
+
+
+def test_runs_sharing_a_dataset_and_seed_are_one_unit():
+    """Nine paired runs from three seeds are three independent units, not nine."""
+    row = compare_methods(_clustered(3, LIFTS)).filter(pl.col("metric") == "pgr").row(0, named=True)
+    assert (row["n_units"], row["n_runs"]) == (3, 9)
+    # each unit is the mean over its three pairs: 0.25/3 + the seed's shift (-0.01, 0, +0.01)
+    assert row["mean_difference"] == pytest.approx(0.25 / 3)
+    assert (row["wins"], row["losses"]) == (3, 0)  # units, though one pair in each loses
+    assert row["p_value"] is None
+    units = np.array([0.25 / 3 - 0.01, 0.25 / 3, 0.25 / 3 + 0.01])
+    low, high = t_interval(units)
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx((low, high))
+
+
+def test_enough_units_get_the_exact_sign_flip_test_over_unit_means():
+    row = compare_methods(_clustered(6, LIFTS)).filter(pl.col("metric") == "pgr").row(0, named=True)
+    assert (row["n_units"], row["n_runs"]) == (6, 18)
+    assert row["p_value"] == pytest.approx(2 / 2**6)  # every unit positive: the smallest p
+    assert row["note"] == ""
+
+
+def test_datasets_are_separate_units():
+    rows = _pair_rows("xent", [0.5, 0.5], dataset="a") + _pair_rows(
+        "logconf", [0.6, 0.7], dataset="a"
+    )
+    rows += _pair_rows("xent", [0.5, 0.5], dataset="b") + _pair_rows(
+        "logconf", [0.4, 0.5], dataset="b"
+    )
+    row = compare_methods(_frame(rows)).filter(pl.col("metric") == "pgr").row(0, named=True)
+    assert (row["n_units"], row["n_runs"], row["wins"], row["losses"], row["ties"]) == (
+        4,
+        4,
+        2,
+        1,
+        1,
+    )
+    assert row["mean_difference"] == pytest.approx((0.1 + 0.2 - 0.1 + 0.0) / 4)
+
+
 def test_method_comparison_reference_must_exist_and_one_unit_gets_no_test():
-    pgr = pl.DataFrame(_pair_rows("xent", [0.5]) + _pair_rows("logconf", [0.7]), schema=PGR_SCHEMA)
+    pgr = _frame(_pair_rows("xent", [0.5]) + _pair_rows("logconf", [0.7]))
     with pytest.raises(ValueError, match="'bootstrap' is not in the results"):
         compare_methods(pgr, "bootstrap")
     row = compare_methods(pgr, "logconf").row(0, named=True)
-    assert row["method"] == "xent" and row["p_value"] is None
-    assert row["note"] == "one shared run: no interval or test"
+    assert row["method"] == "xent" and row["p_value"] is None and row["diff_low"] is None
+    assert row["note"] == "one independent unit (dataset × seed): no interval or test"
 
 
 def test_a_comparison_does_not_change_when_another_method_joins():
     base = _pair_rows("xent", [0.5, 0.4, 0.6, 0.55]) + _pair_rows("logconf", [0.7, 0.6, 0.9, 0.5])
     more = base + _pair_rows("gce", [0.6, 0.5, 0.7, 0.6])
-    alone = compare_methods(pl.DataFrame(base, schema=PGR_SCHEMA))
-    joined = compare_methods(pl.DataFrame(more, schema=PGR_SCHEMA))
+    alone = compare_methods(_frame(base))
+    joined = compare_methods(_frame(more))
     assert alone.equals(joined.filter(pl.col("method") == "logconf"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from analysis.intervals import pgr_intervals
-from analysis.pgr import PGR_SCHEMA, compute_pgr, undefined_pgr_rows
+from analysis.intervals import GAP_TOO_SMALL, pgr_intervals
+from analysis.pgr import compute_pgr, undefined_pgr_rows
+from analysis.schema import PGR_SCHEMA, RESULT_COLUMNS
 
 
 def _one(pgr: pl.DataFrame) -> dict:
@@ -216,10 +217,132 @@ def test_empty_results_give_empty_tables_with_the_columns(rows):
     assert "reason" in undefined_pgr_rows(pgr).columns
 
 
-def test_test_schema_matches_the_store_contract(rows):
-    from w2s_ray.study.store import RESULT_COLUMNS
+def test_the_tests_and_the_store_use_the_one_schema(rows):
+    from w2s_ray.study import store
 
-    assert rows.schema == RESULT_COLUMNS
+    assert rows.schema is RESULT_COLUMNS and store.RESULT_COLUMNS is RESULT_COLUMNS
+    for column in (
+        "max_length",
+        "n_cut",
+        "backend",
+        "weak_accuracy_on_test",
+        "ceiling_accuracy_on_test",
+        "weak_auroc_on_test",
+        "ceiling_auroc_on_test",
+    ):
+        assert column in RESULT_COLUMNS
+    frame = store.results_frame([{"job_id": "b", "stage": "baseline", "backend": "vllm"}])
+    assert frame["backend"].to_list() == ["vllm"]  # written by baselines, kept in the table
+
+
+def test_results_from_before_the_new_columns_still_give_pgr(rows):
+    results = rows.table(
+        [rows.truth("small", 0.6), rows.truth("large", 0.8), rows.student("small", "large", 0.7)]
+    )
+    old = results.drop("weak_accuracy_on_test", "ceiling_auroc_on_test", "backend", "pretraining")
+    assert compute_pgr(old).equals(compute_pgr(results))
+
+
+def _auroc(row: dict, auroc: float) -> dict:
+    return row | {"test_auroc": auroc}
+
+
+def test_pgr_on_auroc_beside_pgr_on_accuracy(rows):
+    results = rows.table(
+        [
+            _auroc(rows.truth("small", 0.6), 0.70),
+            _auroc(rows.truth("large", 0.8), 0.90),
+            _auroc(rows.student("small", "large", 0.7), 0.85),
+            _auroc(rows.student("small", "large", 0.75, method="logconf"), 0.95),
+        ]
+    )
+    by_method = {r["method"]: r for r in compute_pgr(results).iter_rows(named=True)}
+    xent = by_method["xent"]
+    assert (xent["weak_auroc"], xent["ceiling_auroc"], xent["student_auroc"]) == (0.7, 0.9, 0.85)
+    assert xent["pgr_auroc"] == pytest.approx(0.75) and xent["pgr"] == pytest.approx(0.5)
+    assert by_method["logconf"]["pgr_auroc"] == pytest.approx(1.25)  # not clipped
+
+
+def test_pgr_on_auroc_is_null_without_a_gap(rows):
+    results = rows.table(
+        [
+            _auroc(rows.truth("small", 0.6), 0.8),
+            _auroc(rows.truth("large", 0.8), 0.8),
+            _auroc(rows.student("small", "large", 0.7), 0.85),
+        ]
+    )
+    row = _one(compute_pgr(results))
+    assert row["pgr_auroc"] is None and row["pgr"] == pytest.approx(0.5)
+
+
+def test_few_shot_pgr_uses_the_metrics_on_the_examples_it_was_scored_on(rows):
+    """A baseline scored on a subset carries the weak and ceiling metrics on that subset; a
+    student (whole test set) and a baseline without them use the ground-truth runs'."""
+    on_subset = {
+        "weak_accuracy_on_test": 0.5,
+        "ceiling_accuracy_on_test": 0.9,
+        "weak_auroc_on_test": 0.6,
+        "ceiling_auroc_on_test": 1.0,
+    }
+    few = _auroc(rows.student("small", "large", 0.8), 0.9) | on_subset
+    few |= {"stage": "baseline", "method": "fewshot_weak_k8", "job_id": "b1", "n_test": 100}
+    few_whole = _auroc(rows.student("small", "large", 0.75), 0.8)
+    few_whole |= {"stage": "baseline", "method": "fewshot_weak_k4", "job_id": "b2"}
+    results = rows.table(
+        [
+            _auroc(rows.truth("small", 0.6), 0.70),
+            _auroc(rows.truth("large", 0.8), 0.90),
+            _auroc(rows.student("small", "large", 0.7), 0.85),
+            few,
+            few_whole,
+        ]
+    )
+    by_method = {r["method"]: r for r in compute_pgr(results).iter_rows(named=True)}
+    subset = by_method["fewshot_weak_k8"]
+    assert (subset["weak_accuracy"], subset["ceiling_accuracy"]) == (0.5, 0.9)
+    assert subset["pgr"] == pytest.approx((0.8 - 0.5) / (0.9 - 0.5))
+    assert subset["pgr_auroc"] == pytest.approx((0.9 - 0.6) / (1.0 - 0.6))
+    for method in ("xent", "fewshot_weak_k4"):
+        assert (by_method[method]["weak_accuracy"], by_method[method]["ceiling_accuracy"]) == (
+            0.6,
+            0.8,
+        )
+    assert by_method["fewshot_weak_k4"]["pgr"] == pytest.approx(0.75)
+
+
+def test_pgr_of_mean_accuracies_beside_the_mean_of_per_seed_pgrs(rows):
+    """Seed 1's gap is thin (0.02), so its PGR (2.0) drags the per-seed mean far from the PGR
+    of the mean accuracies."""
+    truths = {0: (0.6, 0.8), 1: (0.7, 0.72), 2: (0.6, 0.8)}
+    students = {0: 0.7, 1: 0.74, 2: 0.7}
+    data = []
+    for seed, (weak, ceiling) in truths.items():
+        data += [rows.truth("small", weak, seed=seed), rows.truth("large", ceiling, seed=seed)]
+        data += [rows.student("small", "large", students[seed], seed=seed)]
+    row = _one(pgr_intervals(compute_pgr(rows.table(data))))
+    assert row["pgr"] == pytest.approx((0.5 + 2.0 + 0.5) / 3)
+    mean_weak, mean_ceiling, mean_student = 1.9 / 3, 2.32 / 3, 2.14 / 3
+    assert row["pgr_of_means"] == pytest.approx(
+        (mean_student - mean_weak) / (mean_ceiling - mean_weak)
+    )
+    # gaps 0.2, 0.02, 0.2: mean 0.14, and its 95% t interval reaches below 0
+    assert row["gap"] == pytest.approx(0.14) and row["gap_low"] < 0 < row["gap_high"]
+    assert row["gap_too_small"] and GAP_TOO_SMALL in row["note"]
+
+
+def test_a_steady_gap_is_readable_and_one_thin_seed_is_not(rows):
+    steady = [
+        rows.truth(m, a, seed=s)
+        for s, shift in enumerate((0.0, 0.01, -0.01))
+        for m, a in (("small", 0.6 + shift), ("large", 0.7 + shift))
+    ]
+    steady += [rows.student("small", "large", 0.65, seed=s) for s in range(3)]
+    row = _one(pgr_intervals(compute_pgr(rows.table(steady))))
+    assert not row["gap_too_small"] and row["note"] == ""
+    single = [rows.truth("small", 0.6), rows.truth("large", 0.615)]
+    single += [rows.student("small", "large", 0.61)]
+    row = _one(pgr_intervals(compute_pgr(rows.table(single))))
+    assert row["gap_too_small"] and row["n_seeds"] == 1  # 0.015 < the one-seed minimum
 
 
 def test_weak_label_few_shot_gets_a_pgr_and_other_baselines_do_not(rows):

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from analysis.stats import (
-    bootstrap_mean_interval,
+    MIN_GAP,
+    dataset_mean_draws,
     fit_line,
+    gap_too_small,
     percentile_interval,
-    pooled_mean_draws,
     sign_flip_pvalue,
+    smallest_sign_flip_pvalue,
     t_interval,
 )
 
@@ -25,31 +27,48 @@ def test_t_interval_by_hand():
     assert t_interval(np.array([0.7])) is None
 
 
-def test_pooled_draws_of_one_group_converge_to_the_t_interval():
+def test_draws_of_one_group_converge_to_its_t_interval():
     values = np.array([0.4, 0.5, 0.9, 0.65])
-    (draws,) = pooled_mean_draws([values], np.random.default_rng(0), 400_000)
+    (draws,), borrowed = dataset_mean_draws([values], np.random.default_rng(0), 400_000)
     assert percentile_interval(draws) == pytest.approx(t_interval(values), abs=0.004)
-    assert pooled_mean_draws([values[:1], values[1:2]], np.random.default_rng(0), 10) is None
+    assert borrowed == 0
+    assert dataset_mean_draws([values[:1], values[1:2]], np.random.default_rng(0), 10) is None
 
 
-def test_pooled_draws_borrow_spread_for_a_one_seed_group():
-    draws = pooled_mean_draws(
-        [np.array([0.2, 0.4]), np.array([0.9])], np.random.default_rng(0), 50_000
-    )
-    assert draws.shape == (2, 50_000)
-    assert np.median(draws, axis=1) == pytest.approx([0.3, 0.9], abs=0.01)  # t(1): no mean
-    # pooled SD 0.1414 with one dof: the single seed's mean is twice as uncertain in variance
-    assert np.median(np.abs(draws[1] - 0.9)) > np.median(np.abs(draws[0] - 0.3))
+def test_each_group_keeps_its_own_noise():
+    quiet, noisy = np.array([0.50, 0.51, 0.49]), np.array([0.2, 0.8, 0.5])
+    draws, _ = dataset_mean_draws([quiet, noisy], np.random.default_rng(0), 400_000)
+    # each group's draws give its own t interval, not one with the SD pooled over both
+    assert percentile_interval(draws[0]) == pytest.approx(t_interval(quiet), abs=0.002)
+    assert percentile_interval(draws[1]) == pytest.approx(t_interval(noisy), abs=0.02)
 
 
-def test_bootstrap_mean_interval_covers_at_about_the_nominal_rate():
-    rng = np.random.default_rng(1)
-    hits = 0
-    for _ in range(600):
-        values = rng.normal(0.1, 0.05, size=9)
-        low, high = bootstrap_mean_interval(values, rng, 2000)
-        hits += low <= 0.1 <= high
-    assert 0.91 <= hits / 600 <= 0.98
+def test_a_one_seed_group_borrows_the_noisiest_other_groups_spread():
+    groups = [np.array([0.2, 0.4]), np.array([0.5, 0.52, 0.54]), np.array([0.9])]
+    draws, borrowed = dataset_mean_draws(groups, np.random.default_rng(0), 200_000)
+    assert draws.shape == (3, 200_000) and borrowed == 1
+    assert np.median(draws, axis=1) == pytest.approx([0.3, 0.52, 0.9], abs=0.01)
+    # the single seed is drawn with the first group's SD (0.1414) and t(1), over √1
+    assert np.median(np.abs(draws[2] - 0.9)) == pytest.approx(0.1414, rel=0.03)
+
+
+def test_gap_too_small_rule():
+    # three seeds: gap 0.02 ± 0.01 has a t interval from about -0.005 to 0.045: too small
+    assert gap_too_small(np.array([0.01, 0.02, 0.03]))
+    # a steady gap well above its noise is readable however small
+    assert not gap_too_small(np.array([0.010, 0.011, 0.012]))
+    assert gap_too_small(np.array([0.10, -0.02, 0.05]))  # a seed with no gap at all
+    # one seed: no noise estimate, so the stated minimum decides
+    assert gap_too_small(np.array([MIN_GAP - 0.001]))
+    assert not gap_too_small(np.array([MIN_GAP + 0.001]))
+    assert not gap_too_small(np.array([]))
+
+
+def test_smallest_sign_flip_pvalue_is_what_the_test_can_reach():
+    for n in range(1, 8):
+        diffs = np.arange(1.0, n + 1.0)  # all one sign: the most extreme data there is
+        assert sign_flip_pvalue(diffs, np.random.default_rng(0)) == smallest_sign_flip_pvalue(n)
+    assert smallest_sign_flip_pvalue(3) == 0.25 and smallest_sign_flip_pvalue(6) < 0.05
 
 
 def test_sign_flip_pvalue_exact_by_hand():

@@ -2,7 +2,9 @@
 to `analysis`, and write report.md, report.html, figures/ and the report's tables back.
 
 Results come from the jobs' result files, not results.parquet, so a running study reports
-what has finished so far, and the planned jobs without a result are listed by name.
+what has finished so far, and the planned jobs without a result are listed by name. The
+study's `data.parquet` (examples per dataset and split, and what length limits cut or dropped)
+gives the report its Data section when the study wrote one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from w2s_ray.study.store import StudyStore, results_frame
 
 FIGURE_DIR = "figures"
 TABLE_DIR = "analysis"
+DATA_COUNTS_FILE = "data.parquet"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,20 @@ def _read_plan(store: StudyStore) -> dict[str, Any] | None:
             "the directory `w2s-ray run` wrote (e.g. runs/NAME), or run the study first"
         )
     return plan
+
+
+def _data_counts(store: StudyStore) -> pl.DataFrame | None:
+    """The study's data counts; None when it wrote none (older studies)."""
+    data = store.read_bytes(DATA_COUNTS_FILE)
+    if data is None:
+        return None
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise UserError(
+            f"'{store.location}/{DATA_COUNTS_FILE}' cannot be read ({exc}); remove it to "
+            "report without the Data section"
+        ) from None
 
 
 def _missing(
@@ -97,6 +114,7 @@ def write_report(
             extrapolate_to=list(options.extrapolate_to),
             reference_method=options.reference_method,
             seed=options.seed,
+            data_counts=_data_counts(store),
         )
     except ValueError as exc:  # e.g. a reference method the study does not have
         raise UserError(f"report for '{store.location}': {exc}") from None

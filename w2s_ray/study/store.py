@@ -19,30 +19,9 @@ from typing import Any
 import polars as pl
 import pyarrow.fs as pafs
 
+from analysis.schema import RESULT_COLUMNS  # defined once there; importable from here too
 from w2s_ray.cache import atomic_write_bytes
 
-RESULT_COLUMNS: dict[str, Any] = {
-    "job_id": pl.String,
-    "stage": pl.String,
-    "dataset": pl.String,
-    "seed": pl.Int64,
-    "model": pl.String,
-    "weak_model": pl.String,
-    "method": pl.String,
-    "mode": pl.String,
-    "test_accuracy": pl.Float64,
-    "test_auroc": pl.Float64,
-    "agreement_with_weak": pl.Float64,
-    "effective_compute": pl.Float64,
-    "weak_effective_compute": pl.Float64,
-    "n_train": pl.Int64,
-    "shots_mean": pl.Float64,  # baselines: demonstrations that fitted the context, on average
-    "chain": pl.String,  # bootstrapping: models the labels passed through, "weak>mid>strong"
-    "selection": pl.String,  # students: last epoch, or chosen on weak labels / oracle truth
-    "selected_epoch": pl.Int64,
-    "pretraining": pl.String,  # "generative": the model was first fine-tuned as an LM on the task
-    "wall_seconds": pl.Float64,
-}
 EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
 
 

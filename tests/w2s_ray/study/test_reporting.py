@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from analysis.schema import DATA_COUNTS_SCHEMA
 from w2s_ray.cli import app
 from w2s_ray.study.store import StudyStore
 
@@ -143,3 +144,34 @@ def test_report_before_any_job_finished_lists_the_plan(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "0 evaluated jobs with results, 1 planned jobs without" in text
     assert "- ground_truth: gt a — pending" in text
+
+
+def test_report_shows_the_data_counts_the_study_wrote(tmp_path):
+    store = _running_study(tmp_path)
+    counts = pl.DataFrame(
+        {
+            "dataset": ["toy", "toy"],
+            "split": ["pool", "test"],
+            "n_available": [300, 90],
+            "n_requested": [None, 120],
+            "n_used": [296, 90],
+            "n_cut": [12, 3],
+            "n_dropped_too_long": [0, 0],
+            "n_dropped_conflicting": [4, 0],
+            "n_dropped_straddling": [0, 0],
+            "max_length": [128, 128],
+            "too_long": ["keep_end", "keep_end"],
+        },
+        schema=DATA_COUNTS_SCHEMA,
+    )
+    store.write_parquet("data.parquet", counts)
+    out = _invoke("report", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    text = (tmp_path / "report.md").read_text()
+    assert "| toy | pool | 300 | all | 296 | 12 | 0 | 4 | 0 | 128 | keep_end |" in text
+    assert "toy test: 120 examples were requested but only 90 were available" in text
+    assert "<h2>Data</h2>" in (tmp_path / "report.html").read_text()
+
+    store.write_bytes("data.parquet", b"not parquet")
+    out = _w2s_ray("report", str(tmp_path))
+    assert out.returncode == 2 and "data.parquet' cannot be read" in out.stderr

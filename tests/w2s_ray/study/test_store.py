@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from w2s_ray.study import artifacts
-from w2s_ray.study.store import StudyStore
+from w2s_ray.study.store import StudyStore, results_frame
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -73,3 +73,20 @@ def test_uris_keep_their_scheme_for_ray(store):
 def test_a_relative_local_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert StudyStore("runs/x").root == tmp_path / "runs" / "x"
+
+
+def test_the_results_table_keeps_the_length_and_subset_columns():
+    result = {
+        "job_id": "b",
+        "stage": "baseline",
+        "max_length": 256,
+        "n_cut": 7,
+        "n_test": 100,
+        "weak_accuracy_on_test": 0.61,
+        "ceiling_accuracy_on_test": 0.83,
+        "not_a_column": 1,
+    }
+    (row,) = results_frame([result, None]).iter_rows(named=True)
+    assert (row["max_length"], row["n_cut"], row["n_test"]) == (256, 7, 100)
+    assert (row["weak_accuracy_on_test"], row["ceiling_accuracy_on_test"]) == (0.61, 0.83)
+    assert row["ceiling_auroc_on_test"] is None and "not_a_column" not in row
