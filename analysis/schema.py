@@ -34,6 +34,8 @@ RESULT_COLUMNS: dict[str, Any] = {
     "wall_seconds": pl.Float64,
     "max_length": pl.Int64,  # token limit of this job's inputs
     "n_cut": pl.Int64,  # inputs of this job longer than max_length, cut to it
+    # training inputs left out: identical after the cut to one with the other label
+    "n_dropped_conflicting": pl.Int64,
     "backend": pl.String,  # baselines: the inference backend that scored the prompts
     # Baselines scored on a subset of the test set: the weak supervisor's and the ground-truth
     # ceiling's metrics on exactly those examples, so their PGR compares like with like.
