@@ -329,7 +329,9 @@ def submit(
 
 @app.command("list")
 def list_entries(
-    what: Annotated[str, typer.Argument(help="models | datasets | losses | assets | backends")],
+    what: Annotated[
+        str, typer.Argument(help="models | datasets | prompts | losses | assets | backends")
+    ],
 ) -> None:
     """Print what the registries hold, one entry a line."""
     from w2s_ray.assets import ASSETS
@@ -346,7 +348,17 @@ def list_entries(
             )
     elif what == "datasets":
         for name, dataset in DATASETS.items():
-            print(f"{name}\t{dataset.description}\t{dataset.source}")
+            print(
+                f"{name}\t{dataset.description}\tmax_length {dataset.max_length}\t{dataset.source}"
+            )
+    elif what == "prompts":
+        # What the zero/few-shot baselines ask of each task, and the answer for label 0 / 1.
+        for name, dataset in DATASETS.items():
+            if dataset.prompt is None:
+                continue  # generative: scored by generation, never prompted with choices
+            fmt = dataset.prompt
+            answers = " | ".join(f"{label}:{word!r}" for label, word in enumerate(fmt.choices))
+            print(f"{name}\t{fmt.instruction}\t{fmt.answer_prefix} {answers}")
     elif what == "losses":
         for name, loss in LOSSES.items():
             print(f"{name}\t{loss.description}\toptions: {loss.defaults or 'none'}")
@@ -361,7 +373,7 @@ def list_entries(
             usable = here or ("usable here" if backend.available() else "not usable here")
             print(f"{name}\t{backend.description}\t{usable}")
     else:
-        kinds = ["models", "datasets", "losses", "assets", "backends"]
+        kinds = ["models", "datasets", "prompts", "losses", "assets", "backends"]
         raise UserError(
             f"cannot list '{what}'{suggest(what, kinds)}; choose one of {', '.join(kinds)}"
         )

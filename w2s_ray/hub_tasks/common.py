@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from w2s_ray.errors import UserError
+from w2s_ray.infer.prompts import PromptFormat
 
 Row = Mapping[str, Any]
 
@@ -25,6 +26,13 @@ class RawExample(TypedDict):
 
 
 Converter = Callable[[Iterable[Mapping[str, Any]], int], list[RawExample]]
+# Regroups the train and test splits together, for tasks whose related rows can only be
+# recognised side by side (a phrase and the sentence it was cut from): (train, test) in and out.
+Splits = tuple[list[RawExample], list[RawExample]]
+Regrouper = Callable[[list[RawExample], list[RawExample]], Splits]
+
+# The reference implementation's context (max_ctx): it drops longer inputs.
+MAX_CONTEXT = 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,17 @@ class HubTask:
     # script (datasets >= 4 no longer runs those).
     revision: str | None = None
     balance: bool = False  # subsample the majority class: the paper's tasks are balanced
+    # How the zero/few-shot baselines put the task: its question and the answer words for
+    # label 0 and label 1.
+    prompt: PromptFormat = field(kw_only=True)
+    # Tokens (GPT-2 BPE) that nearly every real input needs, at most MAX_CONTEXT: the default
+    # `train.max_length` for the task.
+    max_length: int = field(kw_only=True)
+    regroup: Regrouper | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_length <= MAX_CONTEXT:
+            raise ValueError(f"hub task {self.name}: max_length {self.max_length} not in 1..1024")
 
 
 class HubUnreachableError(UserError, RuntimeError):

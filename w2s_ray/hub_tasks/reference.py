@@ -82,18 +82,19 @@ def convert_cosmos_qa(rows: Iterable[Mapping[str, Any]], seed: int) -> list[RawE
     return out
 
 
-_HH_TURN = "\n\nAssistant:"
+_HH_HUMAN, _HH_ASSISTANT = "Human:", "\n\nAssistant:"
 
 
-def _hh_prompt(chosen: str, rejected: str) -> str:
-    """The dialogue both responses continue: their common prefix, cut at the last turn."""
-    # zip stops at the shorter text, whose end is then the default split point.
-    diverge = (i for i, (a, b) in enumerate(zip(chosen, rejected, strict=False)) if a != b)
-    shared = chosen[: next(diverge, min(len(chosen), len(rejected)))]
-    cut = shared.rfind(_HH_TURN)
-    # Cutting at a turn boundary keeps the key identical when two responses merely happen
-    # to start with the same words.
-    return shared[: cut + len(_HH_TURN)] if cut >= 0 else shared
+def _hh_first_turn(dialogue: str) -> str:
+    """The dialogue's opening request, whitespace normalised.
+
+    hh-rlhf reuses opening requests across many rows, in train and test alike, and the
+    dialogues that grow from one request overlap; keyed by it, they all share one group.
+    """
+    start = dialogue.find(_HH_HUMAN)
+    opening = dialogue[start + len(_HH_HUMAN) :] if start >= 0 else dialogue
+    end = opening.find(_HH_ASSISTANT)
+    return " ".join((opening[:end] if end >= 0 else opening).split())
 
 
 def convert_anthropic_hh(rows: Iterable[Mapping[str, Any]], seed: int) -> list[RawExample]:
@@ -102,6 +103,7 @@ def convert_anthropic_hh(rows: Iterable[Mapping[str, Any]], seed: int) -> list[R
     for row in rows:
         label = int(rng.random() < 0.5)
         text = row["chosen"] if label else row["rejected"]
-        group = group_key("anthropic_hh", _hh_prompt(row["chosen"], row["rejected"]))
+        # Chosen and rejected continue the same dialogue, so either gives the opening turn.
+        group = group_key("anthropic_hh", _hh_first_turn(row["chosen"]))
         out.append(RawExample(text=text, label=label, group=group))
     return out

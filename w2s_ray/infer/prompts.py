@@ -42,31 +42,14 @@ SENTIMENT = PromptFormat(
 )
 GENERIC = PromptFormat("Does each text belong to the positive class? Answer Yes or No.")
 
-# Label 1 of each registered task, put as a question; a local dataset should bring its own
-# (`baselines.prompt` in the study file), or it gets GENERIC.
-PROMPT_FORMATS: dict[str, PromptFormat] = {
-    **{
-        name: SENTIMENT
-        for name in (
-            "rotten_tomatoes",
-            "vader_movies",
-            "vader_tweets",
-            "vader_amazon",
-            "vader_nyt",
-            "amazon_polarity",
-        )
-    },
-    "sciq": PromptFormat("Is the answer to each science question correct?", "Correct:"),
-    "boolq": PromptFormat("Answer each question about its passage with Yes or No."),
-    "cosmos_qa": PromptFormat("Is the answer to each question right, given its context?", "Right:"),
-    "anthropic_hh": PromptFormat(
-        "Is the assistant's last reply in each dialogue a good one?", "Good reply:"
-    ),
-}
-
 
 def format_for(dataset: str) -> PromptFormat:
-    return PROMPT_FORMATS.get(dataset, GENERIC)
+    """The prompt a registered task's card defines (beside its converter, for hub tasks);
+    GENERIC only for a user's local dataset that brings none (`baselines.prompt`)."""
+    from w2s_ray.datasets import DATASETS  # imported here: the registry imports this module
+
+    card = DATASETS.get(dataset) if dataset in DATASETS else None
+    return card.prompt if card is not None and card.prompt is not None else GENERIC
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from transformers import AutoTokenizer
 
-from w2s_ray.datasets import Example
+from w2s_ray.datasets import DATASETS, Example
 from w2s_ray.infer.prompts import (
+    GENERIC,
     SENTIMENT,
     Demonstration,
     build_prompt,
     draw_demonstrations,
     encode_for_scoring,
+    format_for,
 )
+
+PROMPTED = [name for name, card in DATASETS.items() if not card.generative]
 
 
 def _pool(n_pos: int, n_neg: int) -> tuple[list[Example], dict[str, int]]:
@@ -62,3 +67,27 @@ def test_demonstrations_that_do_not_fit_are_dropped_and_long_texts_keep_their_en
     roomy = encode_for_scoring(tokenizer, SENTIMENT, demos, texts[:1], max_tokens=4096)
     assert roomy.demos_used == [8]
     assert tokenizer.decode(roomy.prompts[0]) == build_prompt(SENTIMENT, demos, texts[0])
+
+
+@pytest.mark.parametrize("name", PROMPTED)
+def test_every_registered_task_asks_its_own_question(name):
+    fmt = format_for(name)
+    assert fmt is not GENERIC and fmt != GENERIC, f"{name} falls back to the generic prompt"
+    assert fmt == DATASETS.get(name).prompt  # read from the task's card, not a side table
+
+
+@pytest.mark.parametrize("name", PROMPTED)
+def test_each_prompt_has_a_question_and_two_distinct_one_word_answers(name):
+    fmt = format_for(name)
+    assert fmt.instruction.strip() and fmt.answer_prefix.strip()
+    no, yes = fmt.choices
+    assert no.strip() and yes.strip() and no != yes
+    # " Yes", " negative": a leading space and one word, so that a BPE tokenizer of the GPT-2
+    # or Llama kind reads each answer as one whole-word token after "Prefix:".
+    assert all(c.startswith(" ") and len(c.split()) == 1 for c in fmt.choices)
+
+
+def test_only_a_local_dataset_without_a_prompt_gets_the_generic_one():
+    assert format_for("my_local_reviews") is GENERIC
+    assert format_for("sst2").choices == (" negative", " positive")
+    assert "correct" in format_for("quail").instruction  # multiple choice made binary
