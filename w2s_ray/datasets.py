@@ -232,15 +232,6 @@ def _local_answers(path: Path, frame: Any) -> TaskData:
     return TaskData(examples, None, generative=True)
 
 
-DEFAULT_MAX_LENGTH = 128  # a local dataset's tokens per input, unless the study sets one
-
-
-def max_length_for(name: str) -> int:
-    """The tokens per input a registered task needs (its card), else the default."""
-    card = DATASETS.get(name) if name in DATASETS else None
-    return getattr(card, "max_length", None) or DEFAULT_MAX_LENGTH
-
-
 def _register_defaults() -> None:
     DATASETS.register(
         "rotten_tomatoes",

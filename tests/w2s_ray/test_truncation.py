@@ -8,26 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_rows import LONG_BOOLQ_ROW, LONG_HH_ROW
 
 from w2s_ray.hub_tasks.reference import convert_anthropic_hh, convert_boolq
 from w2s_ray.infer.hf import tokenize
 from w2s_ray.truncation import conflicting_positions, encode_keep_end, token_lengths
 
-# A BoolQ-like row: a ~300-word Wikipedia-style passage, the question after it.
-PASSAGE = " ".join(
-    f"sentence {i} of the passage tells of rivers lakes and the mountains around them ."
-    for i in range(24)
-)
-BOOLQ_ROW = {"question": "is lake tahoe deeper than crater lake", "answer": False, "passage": PASSAGE}
-# An hh-rlhf-like pair: a long shared dialogue, replies that differ only at the very end.
-TURNS = "".join(
-    f"\n\nHuman: tell me about topic {i} please\n\nAssistant: topic {i} is about the weather"
-    for i in range(40)
-)
-HH_ROW = {
-    "chosen": f"{TURNS}\n\nHuman: and now the last one\n\nAssistant: gladly here it is",
-    "rejected": f"{TURNS}\n\nHuman: and now the last one\n\nAssistant: no go away",
-}
+BOOLQ_ROW = LONG_BOOLQ_ROW  # a ~320-word passage, the question after it
+HH_ROW = LONG_HH_ROW  # a dialogue of ~1,600 tokens; the replies differ only in the last turn
 
 
 def _words(*texts: str) -> list[str]:
@@ -61,9 +49,8 @@ def _bpe(path: Path, *texts: str, bos: bool) -> Any:
         bpe.post_processor = processors.TemplateProcessing(
             single="<s> $A", special_tokens=[("<s>", 0)]
         )
-    PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>").save_pretrained(
-        path
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+    fast.save_pretrained(path)
     return AutoTokenizer.from_pretrained(path)
 
 
@@ -75,8 +62,8 @@ def test_an_encoder_sees_the_boolq_question_after_a_long_passage(tmp_path: Path)
     assert len(ids) == 128
     assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
     shown = tokenizer.decode(ids, skip_special_tokens=True)
-    assert shown.endswith("question : is lake tahoe deeper than crater lake")
-    assert "sentence 0 " not in shown  # the start of the passage is what gave way
+    assert shown.endswith("question : " + BOOLQ_ROW["question"])
+    assert not shown.startswith("passage")  # the start of the passage is what gave way
 
 
 @pytest.mark.parametrize("bos", [False, True], ids=["gpt2-style", "llama-style"])
@@ -100,7 +87,7 @@ def test_hh_chosen_and_rejected_stay_different_after_the_cut(tmp_path: Path):
     rows = convert_anthropic_hh([HH_ROW, HH_ROW], 3)
     texts = [HH_ROW["chosen"], HH_ROW["rejected"]]
     tokenizer = _bpe(tmp_path, *texts, bos=False)
-    assert min(token_lengths(tokenizer, texts)) > 300
+    assert min(token_lengths(tokenizer, texts)) > 1024
     chosen, rejected = encode_keep_end(tokenizer, texts, 48)
     assert chosen != rejected
     # cutting from the right, as before, made the two replies one text with two labels
