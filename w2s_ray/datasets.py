@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +37,14 @@ class TaskData:
 @dataclass(frozen=True)
 class DatasetCard:
     name: str
-    load: Callable[[], TaskData]
+    # hub datasets take `revision=` (a commit, tag or branch); others take no argument
+    load: Callable[..., TaskData]
     description: str
     source: str
     license: str
     generative: bool = False  # see TaskData.generative; known before anything is loaded
+    hf_path: str | None = None  # the hub repository of a hub dataset
+    hf_revision: str | None = None  # the branch read when none is pinned; None: main
 
 
 DATASETS: Registry[DatasetCard] = Registry("dataset", "w2s-ray list datasets")
@@ -82,14 +84,14 @@ def make_answer_examples(rows: Iterable[tuple[str, str, str]]) -> list[Example]:
     )
 
 
-def _load_chess() -> TaskData:
+def _load_chess(revision: str | None = None) -> TaskData:
     from datasets import load_dataset
 
     from w2s_ray.hub_tasks.chess import HF_PATH, HUB_SPLIT, convert_chess
     from w2s_ray.hub_tasks.common import HubUnreachableError
 
     try:
-        rows = load_dataset(HF_PATH, split=HUB_SPLIT)
+        rows = load_dataset(HF_PATH, split=HUB_SPLIT, revision=revision)
     except OSError as exc:
         raise HubUnreachableError(
             f"dataset 'chess_puzzles' ({HF_PATH}) could not be loaded: the Hugging Face hub "
@@ -132,12 +134,15 @@ def _vader_loader(filename: str) -> Callable[[], TaskData]:
     return load
 
 
-def _hub_loader(task_name: str) -> Callable[[], TaskData]:
-    def load() -> TaskData:
+def _hub_loader(task_name: str) -> Callable[..., TaskData]:
+    def load(revision: str | None = None) -> TaskData:
         from w2s_ray.hub_tasks import HUB_TASKS, load_hub_task
 
         task = HUB_TASKS[task_name]
-        train, test = (load_hub_task(task, split) for split in (task.train_split, task.test_split))
+        train, test = (
+            load_hub_task(task, split, revision=revision)
+            for split in (task.train_split, task.test_split)
+        )
         as_rows = lambda raw: [(r["text"], r["label"], r["group"]) for r in raw]  # noqa: E731
         return TaskData(make_examples(as_rows(train)), make_examples(as_rows(test)))
 
@@ -147,14 +152,13 @@ def _hub_loader(task_name: str) -> Callable[[], TaskData]:
 def load_local_file(path: Path) -> TaskData:
     """A user's own task: jsonl, csv or parquet with `text`, `label` (0/1), `group`? — or
     with `text` (the prompt) and `answer` instead of `label`: a generative task."""
-    import polars as pl
+    from w2s_ray.local_files import KINDS, read_frame
 
-    readers = {".jsonl": pl.read_ndjson, ".csv": pl.read_csv, ".parquet": pl.read_parquet}
-    if path.suffix not in readers:
+    if path.suffix not in KINDS:
         raise UserError(f"dataset file '{path}': use a .jsonl, .csv or .parquet file")
     if not path.is_file():
         raise UserError(f"dataset file '{path}' does not exist — check the `path` in the study")
-    frame = readers[path.suffix](path)
+    frame = read_frame(path)
     if _holds_answers(set(frame.columns)):
         return _local_answers(path, frame)
     missing = {"text", "label"} - set(frame.columns)
@@ -184,15 +188,9 @@ def load_local_file(path: Path) -> TaskData:
 
 def local_columns(path: Path) -> set[str]:
     """The columns of a local dataset file, read without loading it."""
-    import polars as pl
+    from w2s_ray.local_files import read_columns
 
-    if path.suffix == ".parquet":
-        return set(pl.read_parquet_schema(path))
-    if path.suffix == ".csv":
-        return set(pl.read_csv(path, n_rows=1).columns)
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-    return set(pl.read_ndjson(io.StringIO(first)).columns) if first.strip() else set()
+    return read_columns(path)
 
 
 def _holds_answers(columns: set[str]) -> bool:
@@ -247,6 +245,7 @@ def _register_defaults() -> None:
             "hub Lichess/chess-puzzles",
             "CC0-1.0",
             generative=True,
+            hf_path="Lichess/chess-puzzles",
         ),
     )
     from w2s_ray.hub_tasks import HUB_TASKS
@@ -255,7 +254,13 @@ def _register_defaults() -> None:
         DATASETS.register(
             name,
             DatasetCard(
-                name, _hub_loader(name), task.description, f"hub {task.hf_path}", task.license
+                name,
+                _hub_loader(name),
+                task.description,
+                f"hub {task.hf_path}",
+                task.license,
+                hf_path=task.hf_path,
+                hf_revision=task.revision,
             ),
         )
 

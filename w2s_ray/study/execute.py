@@ -21,9 +21,10 @@ from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
 from w2s_ray.infer.backend import ClassifierRef, InferenceBackend, get_backend
 from w2s_ray.infer.hf import pick_device, tokenize
 from w2s_ray.infer.prompts import draw_demonstrations, encode_for_scoring
-from w2s_ray.spec import LocalDataset, MethodSpec
+from w2s_ray.spec import HubDataset, LocalDataset, MethodSpec
 from w2s_ray.study import answers, artifacts
 from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.inputs import job_record
 from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
@@ -44,15 +45,17 @@ log = logging.getLogger(__name__)
 
 
 def _task_data(study: Study, dataset: str) -> TaskData:
-    return _load_task(study.dataset_ref(dataset))
+    return _load_task(study.dataset_ref(dataset), study.dataset_revisions.get(dataset))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_task(ref: str | LocalDataset) -> TaskData:
-    """Loaded once per worker process: several jobs of a trial share the parsed dataset."""
-    if isinstance(ref, str):
-        return DATASETS.get(ref).load()
-    return load_local_file(Path(ref.path).expanduser())
+def _load_task(ref: str | LocalDataset | HubDataset, revision: str | None) -> TaskData:
+    """Loaded once per worker process: several jobs of a trial share the parsed dataset;
+    a hub dataset at the revision its job ids hash (None: the loader's default branch)."""
+    if isinstance(ref, LocalDataset):
+        return load_local_file(Path(ref.path).expanduser())
+    card = DATASETS.get(ref if isinstance(ref, str) else ref.name)
+    return card.load() if revision is None else card.load(revision=revision)
 
 
 def splits_for(study: Study, dataset: str, seed: int) -> Splits:
@@ -114,6 +117,7 @@ def run_job(
         pretraining="generative" if job.backbone else None,
         wall_seconds=round(time.monotonic() - started, 3),
         title=job.title,
+        inputs=job_record(study, job),  # the revisions and digests its numbers came from
     )
     store.write_result(job.job_id, result)
     return result
