@@ -70,9 +70,9 @@ def warn_unresolved(cards: dict[str, ModelCard], revisions: dict[str, str | None
     _WARNED.update(unwarned)  # the CLI resolves a study twice (check, then run): warn once
     if unwarned:
         log.warning(
-            "hub revision unresolved for %s (the hub is unreachable and the local HF cache "
-            "has no record of it): job ids will not change if the repository does — pin "
-            "`revision:` to a commit in the study",
+            "hub revision unresolved for %s (the hub is offline or unreachable, and the local "
+            "HF cache has no record of it): job ids will not change if the repository does — "
+            "pin `revision:` to a commit in the study",
             ", ".join(unwarned),
         )
 

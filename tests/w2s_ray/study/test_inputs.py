@@ -210,3 +210,27 @@ def test_a_model_retrained_in_place_gets_new_ids_and_a_moved_one_keeps_them(
     shutil.move(folder, moved)  # moved elsewhere, unchanged: same content, same ids
     moved_data = {**_local_study(moved, toy_dataset, tiny_models["tiny-s"]), "mode": mode}
     assert _ids_by_role(_jobs(moved_data)) == retrained
+
+
+def test_a_finished_job_records_the_digests_of_what_it_read(
+    tiny_models: dict[str, Path], toy_dataset: Path, tmp_path: Path, w2s_cache: Path
+) -> None:
+    from w2s_ray.assets import sha256_file
+    from w2s_ray.identity import folder_digest
+    from w2s_ray.study.execute import run_job
+    from w2s_ray.study.store import StudyStore
+
+    data = {
+        **_local_study(tiny_models["tiny-l"], toy_dataset, tiny_models["tiny-s"]),
+        "mode": "probe",
+    }
+    study = resolve(parse_spec(data))
+    features = next(j for j in plan_jobs(study)["features"] if j.model == "mine")
+    store = StudyStore(str(tmp_path / "study"))
+    run_job(features, study, store)
+    recorded = store.read_result(features.job_id)["inputs"]
+    assert recorded["model"] == {
+        "source": str(tiny_models["tiny-l"].resolve()),
+        "sha256": folder_digest(tiny_models["tiny-l"]),
+    }
+    assert recorded["dataset"] == {"source": str(toy_dataset), "sha256": sha256_file(toy_dataset)}
