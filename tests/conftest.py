@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach the Hugging Face hub: revision look-ups and downloads read the local cache
+# only (tests that need a cache build one in tmp and point HF_HUB_CACHE at it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 WORDS_POS = ["good", "great", "fine", "superb", "lovely", "fun"]
 WORDS_NEG = ["bad", "awful", "dull", "poor", "boring", "weak"]
 FILLER = ["the", "film", "plot", "actor", "scene", "story", "was", "a", "and", "it"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,8 @@ class TaskData:
 @dataclass(frozen=True)
 class DatasetCard:
     name: str
-    load: Callable[[], TaskData]
+    # hub datasets take `revision=` (a commit, tag or branch); others take no argument
+    load: Callable[..., TaskData]
     description: str
     source: str
     license: str
@@ -51,6 +51,8 @@ class DatasetCard:
     prompt: PromptFormat | None = field(default=None, kw_only=True)
     # Tokens (GPT-2 BPE) that nearly every real input needs: the task's `train.max_length`.
     max_length: int = field(default=DEFAULT_MAX_LENGTH, kw_only=True)
+    hf_path: str | None = None  # the hub repository of a hub dataset
+    hf_revision: str | None = None  # the branch read when none is pinned; None: main
 
 
 DATASETS: Registry[DatasetCard] = Registry("dataset", "w2s-ray list datasets")
@@ -95,14 +97,14 @@ def make_answer_examples(rows: Iterable[tuple[str, str, str]]) -> list[Example]:
     )
 
 
-def _load_chess() -> TaskData:
+def _load_chess(revision: str | None = None) -> TaskData:
     from datasets import load_dataset
 
     from w2s_ray.hub_tasks.chess import HF_PATH, HUB_SPLIT, convert_chess
     from w2s_ray.hub_tasks.common import HubUnreachableError
 
     try:
-        rows = load_dataset(HF_PATH, split=HUB_SPLIT)
+        rows = load_dataset(HF_PATH, split=HUB_SPLIT, revision=revision)
     except OSError as exc:
         raise HubUnreachableError(
             f"dataset 'chess_puzzles' ({HF_PATH}) could not be loaded: the Hugging Face hub "
@@ -145,12 +147,15 @@ def _vader_loader(filename: str) -> Callable[[], TaskData]:
     return load
 
 
-def _hub_loader(task_name: str) -> Callable[[], TaskData]:
-    def load() -> TaskData:
+def _hub_loader(task_name: str) -> Callable[..., TaskData]:
+    def load(revision: str | None = None) -> TaskData:
         from w2s_ray.hub_tasks import HUB_TASKS, load_hub_task
 
         task = HUB_TASKS[task_name]
-        train, test = (load_hub_task(task, split) for split in (task.train_split, task.test_split))
+        train, test = (
+            load_hub_task(task, split, revision=revision)
+            for split in (task.train_split, task.test_split)
+        )
         if task.regroup is not None:
             # Some related rows are only recognised side by side (an SST-2 phrase and the test
             # sentence it comes from), so both splits are grouped together.
@@ -164,14 +169,13 @@ def _hub_loader(task_name: str) -> Callable[[], TaskData]:
 def load_local_file(path: Path) -> TaskData:
     """A user's own task: jsonl, csv or parquet with `text`, `label` (0/1), `group`? — or
     with `text` (the prompt) and `answer` instead of `label`: a generative task."""
-    import polars as pl
+    from w2s_ray.local_files import KINDS, read_frame
 
-    readers = {".jsonl": pl.read_ndjson, ".csv": pl.read_csv, ".parquet": pl.read_parquet}
-    if path.suffix not in readers:
+    if path.suffix not in KINDS:
         raise UserError(f"dataset file '{path}': use a .jsonl, .csv or .parquet file")
     if not path.is_file():
         raise UserError(f"dataset file '{path}' does not exist — check the `path` in the study")
-    frame = readers[path.suffix](path)
+    frame = read_frame(path)
     if _holds_answers(set(frame.columns)):
         return _local_answers(path, frame)
     missing = {"text", "label"} - set(frame.columns)
@@ -201,15 +205,9 @@ def load_local_file(path: Path) -> TaskData:
 
 def local_columns(path: Path) -> set[str]:
     """The columns of a local dataset file, read without loading it."""
-    import polars as pl
+    from w2s_ray.local_files import read_columns
 
-    if path.suffix == ".parquet":
-        return set(pl.read_parquet_schema(path))
-    if path.suffix == ".csv":
-        return set(pl.read_csv(path, n_rows=1).columns)
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-    return set(pl.read_ndjson(io.StringIO(first)).columns) if first.strip() else set()
+    return read_columns(path)
 
 
 def _holds_answers(columns: set[str]) -> bool:
@@ -274,6 +272,7 @@ def _register_defaults() -> None:
             generative=True,
             # A FEN of at most ~90 characters (~50-60 tokens) in a fixed frame, and one move.
             max_length=128,
+            hf_path="Lichess/chess-puzzles",
         ),
     )
     from w2s_ray.hub_tasks import HUB_TASKS
@@ -289,6 +288,8 @@ def _register_defaults() -> None:
                 task.license,
                 prompt=task.prompt,
                 max_length=task.max_length,
+                hf_path=task.hf_path,
+                hf_revision=task.revision,
             ),
         )
 

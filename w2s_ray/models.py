@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from w2s_ray.errors import UserError
+from w2s_ray.identity import folder_digest
 from w2s_ray.registry import Registry
 
 Arch = Literal["encoder", "decoder"]
@@ -48,6 +49,26 @@ class ModelCard:
     resources: Resources = field(default_factory=Resources)
     # Tokens one input can hold (position embeddings); None: unknown until loaded.
     context: int | None = None
+    # A hub model's revision to load: the commit when known (pinned or resolved), else the
+    # tag or branch the study pinned; None: the hub's default branch, unresolved.
+    revision: str | None = None
+    digest: str | None = None  # a local folder's content (w2s_ray.identity.folder_digest)
+
+    @property
+    def hub_id(self) -> str | None:
+        """The hub repository the model comes from; None for offline assets and folders."""
+        local = self.source.startswith("asset:") or self.digest is not None
+        return None if local else self.source
+
+    def identity(self) -> dict[str, str]:
+        """What job ids hash for the model's weights: a local folder's content digest (not
+        its path: a retrained folder gets new ids, a moved one keeps them), else the source
+        and, for a hub model, its revision when known."""
+        if self.digest is not None:
+            return {"local_sha256": self.digest}
+        if self.revision is not None:
+            return {"source": self.source, "revision": self.revision}
+        return {"source": self.source}
 
     @property
     def effective_compute(self) -> float:
@@ -55,11 +76,16 @@ class ModelCard:
         return 6.0 * self.params * self.pretrain_tokens
 
     def resolve_path(self) -> str:
-        """What `from_pretrained` takes: a hub id or a folder (offline assets are fetched)."""
+        """What `from_pretrained` takes: a folder (offline assets are fetched, a hub model with
+        a known revision is that revision's snapshot), or the hub id when unresolved."""
         if self.source.startswith("asset:"):
             from w2s_ray.assets import asset_dir
 
             return str(asset_dir(self.source.removeprefix("asset:")))
+        if self.hub_id is not None and self.revision is not None:
+            from w2s_ray.identity import hub_snapshot
+
+            return hub_snapshot(self.hub_id, self.revision)
         return self.source
 
 
@@ -247,7 +273,8 @@ def count_params_from_config(model_dir: Path) -> int:
 
 
 def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -> ModelCard:
-    """A card for a model folder on disk; its size is read from its config."""
+    """A card for a model folder on disk; its size is read from its config, its identity
+    from its files' content."""
     model_dir = Path(path).expanduser()
     config_file = model_dir / "config.json"
     if not config_file.is_file():
@@ -268,6 +295,13 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
             f"model '{name}': cannot build a model from '{config_file}' ({exc}) — fix the "
             "config, or save the model again with save_pretrained"
         ) from None
+    try:
+        digest = folder_digest(model_dir)
+    except OSError as exc:
+        raise UserError(
+            f"model '{name}': cannot read '{exc.filename or model_dir}' "
+            f"({exc.strerror or exc}) — make the folder's files readable"
+        ) from None
     arch: Arch = "encoder" if _is_encoder(config) else "decoder"
     return ModelCard(
         name,
@@ -280,6 +314,7 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
         lr=lr,
         pooling="mean" if arch == "encoder" else "last",
         context=context_of(config),
+        digest=digest,
     )
 
 

@@ -6,6 +6,7 @@ order, so every mistake surfaces before any compute starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
 )
@@ -73,11 +76,54 @@ class LocalModel(_Strict):
     lr: float | None = Field(default=None, gt=0)
 
 
+class HubModel(_Strict):
+    """A registered hub model pinned to a revision: a commit, tag or branch of its repo."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_./-]+$")
+    revision: str = Field(min_length=1)
+
+
+class HubDataset(_Strict):
+    """A registered hub dataset pinned to a revision of its repo (for tasks read from the
+    hub's parquet conversion, a commit of its `refs/convert/parquet` branch)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    revision: str = Field(min_length=1)
+
+
 class LocalDataset(_Strict):
     """A jsonl/csv/parquet file with `text`, `label` (0/1) and optionally `group`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     path: PathFromHere
+
+
+def _entry_kind(local: type[BaseModel], hub: type[BaseModel]) -> Callable[[Any], str]:
+    """Which form a `models`/`datasets` entry takes, told by its keys, so that a mistake is
+    reported against that form alone (not once per form it failed to be)."""
+
+    def kind(value: Any) -> str:
+        if isinstance(value, BaseModel):
+            return type(value).__name__
+        if isinstance(value, dict):
+            return hub.__name__ if "revision" in value and "path" not in value else local.__name__
+        return "str"
+
+    return kind
+
+
+ModelEntry = Annotated[
+    Annotated[str, Tag("str")]
+    | Annotated[LocalModel, Tag("LocalModel")]
+    | Annotated[HubModel, Tag("HubModel")],
+    Discriminator(_entry_kind(LocalModel, HubModel)),
+]
+DatasetEntry = Annotated[
+    Annotated[str, Tag("str")]
+    | Annotated[LocalDataset, Tag("LocalDataset")]
+    | Annotated[HubDataset, Tag("HubDataset")],
+    Discriminator(_entry_kind(LocalDataset, HubDataset)),
+]
 
 
 class TrainSpec(_Strict):
@@ -145,8 +191,8 @@ class InferenceSpec(_Strict):
 
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    datasets: list[str | LocalDataset] = Field(min_length=1)
-    models: list[str | LocalModel] = Field(min_length=2)  # the ladder, any order
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=2)  # the ladder, any order
     # (weak, strong); default: every pair whose strong model has more effective compute
     pairs: list[tuple[str, str]] | None = Field(default=None, min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -192,25 +238,28 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in {"str", "LocalModel", "LocalDataset", "MethodSpec"} or "[" in str(part):
+        elif part in _UNION_BRANCHES or "[" in str(part):
             continue  # pydantic names union branches; a person wants the key path
         else:
             text += f".{part}" if text else str(part)
     return text or "(top level)"
 
 
+_UNION_BRANCHES = {"str", "LocalModel", "HubModel", "LocalDataset", "HubDataset", "MethodSpec"}
+
+
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    models: dict[str, type[BaseModel]] = {
-        "train": TrainSpec,
-        "data": DataSpec,
-        "generative": GenerativeSpec,
-        "methods": MethodSpec,
-        "models": LocalModel,
-        "datasets": LocalDataset,
+    models: dict[str, tuple[type[BaseModel], ...]] = {
+        "train": (TrainSpec,),
+        "data": (DataSpec,),
+        "generative": (GenerativeSpec,),
+        "methods": (MethodSpec,),
+        "models": (LocalModel, HubModel),
+        "datasets": (LocalDataset, HubDataset),
     }
     named = [p for p in loc[:-1] if isinstance(p, str) and p in models]
-    model = models[named[0]] if named else StudySpec
-    return list(model.model_fields)
+    found = models[named[0]] if named else (StudySpec,)
+    return list(dict.fromkeys(f for model in found for f in model.model_fields))
 
 
 def explain_validation_error(source: str, exc: ValidationError) -> str:
@@ -241,6 +290,33 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
         raise UserError(explain_validation_error(source, exc)) from None
 
 
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's SafeLoader keeps the last of two equal keys silently, so a second `methods:`
+    would replace the first; this one refuses them, in every mapping at every depth."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` keys may be overridden by design
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKeyError(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:
+                    continue  # an unhashable key: the base constructor reports it
+        return super().construct_mapping(node, deep)
+
+
 def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     try:
@@ -251,7 +327,12 @@ def load_spec(path: str | Path) -> StudySpec:
             "study YAML file, e.g. studies/quickstart.yaml (`ls studies/` lists the examples)"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKeyError as exc:
+        raise UserError(
+            f"{path}: key '{exc.key}' is given twice in one mapping (lines {exc.first} and "
+            f"{exc.second}); YAML would keep only the last — merge them into one"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -62,6 +62,22 @@ def _file(tmp: Path, rel: str, text: str) -> Path:
     return path
 
 
+def _dataset_file(tmp: Path, name: str, content: bytes) -> dict[str, Any]:
+    (tmp / name).write_bytes(content)
+    return {"name": "mine", "path": str(tmp / name)}
+
+
+_ROWS = [json.dumps({"text": f"film {i}", "label": i % 2}) for i in range(40)]
+_BROKEN_JSONL = "\n".join([_ROWS[0], '{"text": "cut short", "label": 1', *_ROWS[1:]]).encode()
+_RAGGED_CSV = b"text,label\ngood film,1\nbad, dull film,0\n"
+_DUPLICATE_METHODS = "name: bad\ndatasets: [rotten_tomatoes]\nmodels: [minilm-l3, minilm-l6]\n" + (
+    "methods: [xent]\nseeds: [0]\nmethods: [logconf]\n"
+)
+_DUPLICATE_NESTED = (
+    "name: bad\ndatasets: [rotten_tomatoes]\nmodels: [minilm-l3, minilm-l6]\n"
+    "methods:\n  - name: xent\n    select: weak_val\n    select: oracle\n"
+)
+
 Case = Callable[[Path], tuple[list[str], Any]]  # -> (command args, study content or None)
 
 # (id, builder, substrings the one-line message must hold)
@@ -131,6 +147,22 @@ CASES: list[tuple[str, Case, list[str]]] = [
     ("text-labels", lambda t: (["run"], _study(t, datasets=[_local_dataset(
         t, [{"text": f"film {i}", "label": "good"} for i in range(40)])])),
      ["mine.jsonl", "labels must be 0 or 1", "map them to 0/1"]),
+    ("malformed-jsonl-line", lambda t: (["run"], _study(t, datasets=[_dataset_file(
+        t, "mine.jsonl", _BROKEN_JSONL)])),
+     ["mine.jsonl", "line 2 is not valid JSON", "fix or delete that line"]),
+    ("malformed-csv-line", lambda t: (["run"], _study(t, datasets=[_dataset_file(
+        t, "mine.csv", _RAGGED_CSV)])),
+     ["mine.csv", "line 3 has 3 fields where the header has 2", "quote texts"]),
+    ("corrupt-parquet", lambda t: (["plan"], _study(t, datasets=[_dataset_file(
+        t, "mine.parquet", b"PAR1 not really")])),
+     ["mine.parquet", "not a readable Parquet file", "write it again"]),
+    ("duplicate-key", lambda t: (["plan"], _DUPLICATE_METHODS),
+     ["key 'methods' is given twice", "lines 4 and 6", "merge them"]),
+    ("duplicate-nested-key", lambda t: (["plan"], _DUPLICATE_NESTED),
+     ["key 'select' is given twice", "lines 6 and 7"]),
+    ("revision-of-an-offline-model", lambda t: (["plan"], _study(
+        t, models=[{"name": "minilm-l3", "revision": "v1"}, "minilm-l6"])),
+     ["models[0]", "not a hub model", "drop the key"]),
     ("context-too-long", lambda t: (["run"], _study(t, train={"max_length": 4096})),
      ["train.max_length", "minilm-l3", "context is 512"]),
     ("another-study-in-the-directory", lambda t: (

@@ -172,3 +172,54 @@ def test_workers_and_strategy_do_not_change_job_ids_and_unknown_strategies_are_r
     ddp = _job_ids({**GOOD, "train": {"workers": 2}})
     assert ddp == _job_ids(GOOD) == _job_ids({**GOOD, "train": {"workers": 2, "strategy": "fsdp"}})
     assert "train.strategy" in _bad(train={"strategy": "zero3"})
+
+
+DUPLICATES = {
+    "top level": ("name: a\nmethods: [xent]\nname: b\n", "'name'", "lines 1 and 3"),
+    "nested mapping": ("train:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n", "'lr'", "lines 2 and 4"),
+    "mapping in a list": (
+        "methods:\n  - name: xent\n    options: {aux_max: 0.5, aux_max: 0.7}\n",
+        "'aux_max'",
+        "lines 3 and 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DUPLICATES, ids=list(DUPLICATES))
+def test_a_key_given_twice_is_refused_at_every_depth(case: str, tmp_path: Path):
+    text, key, lines = DUPLICATES[case]
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert f"key {key} is given twice" in message and lines in message
+    assert str(path) in message and "\n" not in message
+
+
+def test_equal_keys_in_different_mappings_and_yaml_merge_keys_are_fine(tmp_path: Path):
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "name: t\ndatasets: [rotten_tomatoes]\nmodels: [minilm-l3, minilm-l6]\n"
+        "methods:\n  - &plain {name: xent, select: last}\n"
+        "  - {<<: *plain, name: picky, select: weak_val}\n"
+    )
+    spec = load_spec(path)
+    assert [(m.name, m.select) for m in spec.methods] == [("xent", "last"), ("picky", "weak_val")]
+
+
+def test_hub_entries_take_a_revision_and_plain_names_still_work():
+    spec = parse_spec(
+        {
+            **GOOD,
+            "models": ["pythia-70m", {"name": "pythia-160m", "revision": "step1000"}],
+            "datasets": ["sst2", {"name": "boolq", "revision": "v1.0"}],
+        }
+    )
+    assert spec.model_names() == ["pythia-70m", "pythia-160m"]
+    assert spec.dataset_names() == ["sst2", "boolq"]
+    assert spec.models[1].revision == "step1000" and spec.datasets[1].revision == "v1.0"
+    with pytest.raises(UserError, match=r"models\[1\].revision.*at least 1 character"):
+        parse_spec({**GOOD, "models": ["pythia-70m", {"name": "pythia-160m", "revision": ""}]})
+    with pytest.raises(UserError, match="listed twice: boolq"):
+        parse_spec({**GOOD, "datasets": ["boolq", {"name": "boolq", "revision": "v1"}]})

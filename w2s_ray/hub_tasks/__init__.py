@@ -492,9 +492,10 @@ def _hub_split(task: HubTask, split: str) -> str:
 
 
 def load_hub_task(
-    task: HubTask, split: str, *, trust_remote_code: bool = False
+    task: HubTask, split: str, *, trust_remote_code: bool = False, revision: str | None = None
 ) -> list[RawExample]:
-    """Load one split of `task` from the hub (or the HF cache) and convert it with seed 0."""
+    """Load one split of `task` from the hub (or the HF cache) and convert it with seed 0;
+    `revision` (the study's pinned or resolved commit) overrides the task's own branch."""
     from datasets import load_dataset
     from datasets.exceptions import DatasetNotFoundError
 
@@ -502,8 +503,8 @@ def load_hub_task(
     # datasets >= 4 no longer runs loading scripts and logs an error when asked to, so the
     # flag is only passed when a caller explicitly wants it.
     extra: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {}
-    if task.revision:
-        extra["revision"] = task.revision
+    if revision or task.revision:
+        extra["revision"] = revision or task.revision
     try:
         rows = load_dataset(task.hf_path, task.hf_config, split=hub_split, **extra)
     except (OSError, DatasetNotFoundError) as exc:

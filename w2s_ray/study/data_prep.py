@@ -15,7 +15,7 @@ from typing import Any
 from w2s_ray.data import PoolAndTest, Splits, halves, select_pool_and_test
 from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
 from w2s_ray.errors import UserError
-from w2s_ray.spec import LocalDataset
+from w2s_ray.spec import HubDataset, LocalDataset
 from w2s_ray.study.plan import Study
 from w2s_ray.truncation import (
     LadderTokenizers,
@@ -26,15 +26,17 @@ from w2s_ray.truncation import (
 
 
 @functools.lru_cache(maxsize=8)
-def _load_task(ref: str | LocalDataset) -> TaskData:
-    """Loaded once per worker process: several jobs of a trial share the parsed dataset."""
-    if isinstance(ref, str):
-        return DATASETS.get(ref).load()
-    return load_local_file(Path(ref.path).expanduser())
+def _load_task(ref: str | LocalDataset | HubDataset, revision: str | None) -> TaskData:
+    """Loaded once per worker process: several jobs of a trial share the parsed dataset;
+    a hub dataset at the revision its job ids hash (None: the loader's default branch)."""
+    if isinstance(ref, LocalDataset):
+        return load_local_file(Path(ref.path).expanduser())
+    card = DATASETS.get(ref if isinstance(ref, str) else ref.name)
+    return card.load() if revision is None else card.load(revision=revision)
 
 
 def task_data(study: Study, dataset: str) -> TaskData:
-    return _load_task(study.dataset_ref(dataset))
+    return _load_task(study.dataset_ref(dataset), study.dataset_revisions.get(dataset))
 
 
 @functools.lru_cache(maxsize=16)
@@ -64,10 +66,11 @@ def selected(study: Study, dataset: str) -> PoolAndTest:
     policy = study.spec.data.too_long
     key = (
         study.dataset_ref(dataset),
+        study.dataset_revisions.get(dataset),
         study.data_config,
         study.max_length(dataset),
         policy,
-        tuple(sorted(c.source for c in study.cards.values())) if policy == "drop" else (),
+        tuple(sorted(str(c.identity()) for c in study.cards.values())) if policy == "drop" else (),
     )
     if key not in _SELECTED:
         too_long = ladder(study, dataset).too_long if policy == "drop" else None

@@ -22,6 +22,7 @@ from w2s_ray.spec import MethodSpec
 from w2s_ray.study import answers, artifacts, data_prep
 from w2s_ray.study.data_prep import splits_for
 from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.inputs import job_record
 from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
 from w2s_ray.study.plan import Job, Study
@@ -96,6 +97,7 @@ def run_job(
         max_length=study.max_length(job.dataset),
         wall_seconds=round(time.monotonic() - started, 3),
         title=job.title,
+        inputs=job_record(study, job),  # the revisions and digests its numbers came from
     )
     store.write_result(job.job_id, result)
     return result

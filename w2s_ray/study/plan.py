@@ -26,7 +26,8 @@ from w2s_ray.infer.backend import BACKEND_NAMES
 from w2s_ray.infer.prompts import PromptFormat, format_for
 from w2s_ray.models import ModelCard, find_model, local_card
 from w2s_ray.registry import suggest
-from w2s_ray.spec import LocalDataset, LocalModel, MethodSpec, StudySpec
+from w2s_ray.spec import HubDataset, HubModel, LocalDataset, LocalModel, MethodSpec, StudySpec
+from w2s_ray.study.inputs import hub_dataset_revision, hub_model_card, warn_unresolved
 from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.losses import build_loss
 
@@ -78,6 +79,8 @@ class Study:
     cards: dict[str, ModelCard]
     pairs: list[tuple[str, str]]
     answer_tasks: frozenset[str] = frozenset()  # generative tasks (answers, exact match)
+    # hub datasets: the revision read (a commit when known); absent: local, offline or unresolved
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
 
     def method(self, name: str | None) -> MethodSpec | None:
         """The spec of method `name`; None for jobs that train on true labels."""
@@ -101,11 +104,12 @@ class Study:
         if self.spec.train.max_length is not None:
             return self.spec.train.max_length
         ref = self.dataset_ref(dataset)
-        default = max_length_for(ref) if isinstance(ref, str) else DEFAULT_MAX_LENGTH
+        local = isinstance(ref, LocalDataset)
+        default = DEFAULT_MAX_LENGTH if local else max_length_for(dataset)
         contexts = [c.context for c in self.cards.values() if c.context is not None]
         return min([default, *contexts])
 
-    def dataset_ref(self, name: str) -> str | LocalDataset:
+    def dataset_ref(self, name: str) -> str | LocalDataset | HubDataset:
         return next(d for d in self.spec.datasets if (d if isinstance(d, str) else d.name) == name)
 
     def prompt_format(self, dataset: str) -> PromptFormat:
@@ -152,11 +156,18 @@ def resolve(spec: StudySpec) -> Study:
                 lr = entry.lr or 5e-5
                 cards[entry.name] = local_card(entry.name, entry.path, entry.pretrain_tokens, lr)
             else:
-                cards[entry] = find_model(entry)
+                name = entry if isinstance(entry, str) else entry.name
+                pinned = entry.revision if isinstance(entry, HubModel) else None
+                cards[name] = hub_model_card(find_model(name), pinned)
+    revisions: dict[str, str | None] = {}
     for i, dataset in enumerate(spec.datasets):
-        if isinstance(dataset, str):
+        if not isinstance(dataset, LocalDataset):
             with _at(f"datasets[{i}]"):
-                DATASETS.get(dataset)
+                name = dataset if isinstance(dataset, str) else dataset.name
+                pinned = dataset.revision if isinstance(dataset, HubDataset) else None
+                revision = hub_dataset_revision(name, pinned)
+                if DATASETS.get(name).hf_path is not None:
+                    revisions[name] = revision
         elif not Path(dataset.path).expanduser().is_file():
             raise UserError(
                 f"key 'datasets[{i}].path': dataset file '{dataset.path}' does not exist — "
@@ -174,7 +185,9 @@ def resolve(spec: StudySpec) -> Study:
         )
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
-    study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards))
+    warn_unresolved(cards, revisions)
+    known = {name: rev for name, rev in revisions.items() if rev is not None}
+    study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards), known)
     if generative and not study.strong_decoders():
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
@@ -211,13 +224,13 @@ def _answer_tasks(spec: StudySpec, cards: dict[str, ModelCard]) -> frozenset[str
 
     found = set()
     for i, dataset in enumerate(spec.datasets):
+        name = dataset if isinstance(dataset, str) else dataset.name
         if isinstance(dataset, LocalDataset):
             generative = is_answer_file(Path(dataset.path).expanduser())
         else:
-            generative = DATASETS.get(dataset).generative
+            generative = DATASETS.get(name).generative
         if not generative:
             continue
-        name = dataset if isinstance(dataset, str) else dataset.name
         where = (
             f"key 'datasets[{i}]': '{name}' is a generative task (answers scored by exact match)"
         )
@@ -284,13 +297,15 @@ def _job_id(stage: str, key: dict[str, Any]) -> str:
 
 
 def dataset_identity(study: Study, name: str) -> dict[str, Any]:
+    """A dataset's name and content: a local file's digest, a hub dataset's revision."""
     ref = study.dataset_ref(name)
-    if isinstance(ref, str):
-        return {"dataset": name}
-    from w2s_ray.assets import sha256_file
+    if not isinstance(ref, LocalDataset):
+        revision = study.dataset_revisions.get(name)
+        return {"dataset": name} if revision is None else {"dataset": name, "revision": revision}
+    from w2s_ray.identity import file_digest
 
     path = Path(ref.path).expanduser()
-    return {"dataset": name, "file_sha256": sha256_file(path) if path.is_file() else "missing"}
+    return {"dataset": name, "file_sha256": file_digest(path) if path.is_file() else "missing"}
 
 
 def plan_jobs(study: Study) -> dict[str, list[Job]]:
@@ -305,11 +320,11 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
             "max_length": study.max_length(dataset),
         }
         if spec.data.too_long == "drop":  # what is dropped depends on every model's tokenizer
-            data_key["length_models"] = sorted(c.source for c in study.cards.values())
+            data_key["length_models"] = sorted(str(c.identity()) for c in study.cards.values())
         model_key: dict[str, dict[str, Any]] = {}
         for name, card in study.cards.items():
             ident = {
-                "source": card.source,
+                **card.identity(),
                 "params": card.params,
                 "pooling": card.pooling,
                 **data_key,
@@ -493,7 +508,7 @@ def _baseline_jobs(
     for strong in study.prompted_models():
         card = study.cards[strong]
         key = {
-            "source": card.source,
+            **card.identity(),
             "params": card.params,
             **{k: v for k, v in data_key.items() if k != "max_length"},
             "prompt": study.prompt_format(dataset).identity(),

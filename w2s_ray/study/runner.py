@@ -81,8 +81,10 @@ def prepare(study: Study, console: Console) -> list[dict[str, object]]:
             splits = splits_for(study, dataset, seed)
         counts = data_counts(study, dataset)
         rows += counts
+        revision = study.dataset_revisions.get(dataset)
+        at = f" @ {revision}" if revision else ""
         console.print(
-            f"[dim]dataset {dataset}: {len(splits.weak_train)} weak-train, "
+            f"[dim]dataset {dataset}{at}: {len(splits.weak_train)} weak-train, "
             f"{len(splits.student_train)} student-train, {len(splits.test)} test; inputs up "
             f"to {study.max_length(dataset)} tokens[/dim]"
         )
@@ -142,10 +144,12 @@ def plan_record(
     study: Study, stages: dict[str, list[Job]], cluster: dict[str, float]
 ) -> dict[str, object]:
     """What `status` needs to know of the plan, readable without any registry or Ray."""
+    from w2s_ray.study.inputs import study_record
     from w2s_ray.study.resources import job_resources
 
     return {
         "study": study.spec.name,
+        "inputs": study_record(study),  # each model's and dataset's revision or digest
         "stages": {
             stage: [
                 {
