@@ -23,6 +23,7 @@ RESULT_SCHEMA: dict[str, Any] = {
     "effective_compute": pl.Float64,
     "weak_effective_compute": pl.Float64,
     "n_train": pl.Int64,
+    "n_folds": pl.Int64,
     "shots_mean": pl.Float64,
     "chain": pl.String,
     "selection": pl.String,
