@@ -479,8 +479,8 @@ def _generative_jobs(
         return {}
     jobs = {}
     for model in study.strong_decoders():
-        key = {**model_key[model], "generative": {**study.spec.generative.model_dump(),
-                                                  **lm_train_settings(study, model)}}  # fmt: skip
+        settings = {**study.spec.generative.model_dump(), **lm_train_settings(study, model)}
+        key = {**model_key[model], "generative": settings}
         if study.spec.generative.lr is None:
             key["generative"]["lr"] = study.cards[model].lr
         jobs[model] = Job(_job_id("generative", key), "generative", dataset, model, key=key)
