@@ -24,7 +24,8 @@ RESULT_COLUMNS: dict[str, Any] = {
     "agreement_with_weak": pl.Float64,
     "effective_compute": pl.Float64,
     "weak_effective_compute": pl.Float64,
-    "n_train": pl.Int64,
+    "n_train": pl.Int64,  # examples the model learned from (a bootstrap rung: each fold model)
+    "n_folds": pl.Int64,  # bootstrap rungs: cross-fitting folds (one model per fold)
     "n_test": pl.Int64,  # test examples this job was scored on (baselines may score a subset)
     "shots_mean": pl.Float64,  # baselines: demonstrations that fitted the context, on average
     "chain": pl.String,  # bootstrapping: models the labels passed through, "weak>mid>strong"

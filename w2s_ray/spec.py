@@ -48,15 +48,21 @@ class MethodSpec(_Strict):
     the student half, labeled by the weak supervisor only, and keeps the epoch that agrees
     with those labels best (no ground truth is seen); `oracle` does the same against the
     held-out examples' true labels, an upper bound that a real user could not run.
+    `options_by_model`: loss options for one strong model, merged over `options` when that
+    model is the student (or a bootstrap rung) — the paper's larger α_max for its largest
+    students, e.g. `{gpt2-xl: {aux_max: 0.75}}`.
     `bootstrap`: a weak → strong pair is trained through every ladder model between them,
     each step's student relabeling the student half for the next (Burns et al. 2023, 4.3.1).
     `generative`: the strong decoder first learns the task's unlabeled text as a language
-    model (finetune mode); its ceiling is measured from the same starting point (5.2.2).
+    model (finetune mode); its ceiling is measured from the same starting point. The paper
+    used it for its reward-modeling task (section 5.2.2), not the NLP tasks; here any
+    binary task with a strong decoder may use it.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     loss: str | None = None  # defaults to `name`
     options: dict[str, float] = Field(default_factory=dict)
+    options_by_model: dict[str, dict[str, float]] = Field(default_factory=dict)
     select: Literal["last", "weak_val", "oracle"] = "last"
     val_fraction: float = Field(default=0.2, gt=0, le=0.5)
     bootstrap: bool = False
@@ -65,6 +71,10 @@ class MethodSpec(_Strict):
     @property
     def loss_name(self) -> str:
         return self.loss or self.name
+
+    def options_for(self, model: str) -> dict[str, float]:
+        """The loss options that apply when `model` is the one trained."""
+        return {**self.options, **self.options_by_model.get(model, {})}
 
 
 class LocalModel(_Strict):
@@ -134,6 +144,13 @@ class TrainSpec(_Strict):
     # smallest context of the ladder. Longer inputs follow `data.too_long`.
     max_length: int | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    # The reference code's recipe by default: dropout off while fine-tuning, a cosine
+    # schedule without warm-up, no gradient clipping. `dropout: true` trains in train mode;
+    # `warmup_frac` is the learning rate's linear warm-up (not logconf's, which is a loss
+    # option); `grad_clip` caps the global gradient norm.
+    dropout: bool = False
+    warmup_frac: float = Field(default=0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(default=None, gt=0)
     # Workers per fine-tune (Ray Train, one device each); None: as many as the model's card
     # asks for on a GPU cluster, else one. Results match one worker up to float rounding.
     workers: int | None = Field(default=None, gt=0)

@@ -223,3 +223,52 @@ def test_hub_entries_take_a_revision_and_plain_names_still_work():
         parse_spec({**GOOD, "models": ["pythia-70m", {"name": "pythia-160m", "revision": ""}]})
     with pytest.raises(UserError, match="listed twice: boolq"):
         parse_spec({**GOOD, "datasets": ["boolq", {"name": "boolq", "revision": "v1"}]})
+
+
+def test_the_reference_training_recipe_is_the_default_and_each_switch_changes_job_ids():
+    study = resolve(parse_spec(GOOD))
+    cfg = study.train_config("mpnet-base", 0, study.method("logconf"))
+    assert (cfg.dropout, cfg.warmup_frac, cfg.grad_clip) == (False, 0.0, None)
+    base = _job_ids(GOOD)
+    for switch in ({"dropout": True}, {"warmup_frac": 0.05}, {"grad_clip": 1.0}):
+        spec = {**GOOD, "train": switch}
+        ((name, value),) = switch.items()
+        cfg = resolve(parse_spec(spec)).train_config("mpnet-base", 0, None)
+        assert getattr(cfg, name) == value
+        shared = base & _job_ids(spec)
+        assert shared and all(job_id.startswith("features-") for job_id in shared), switch
+    assert "train.warmup_frac" in _bad(train={"warmup_frac": 1.5})
+    assert "train.grad_clip" in _bad(train={"grad_clip": 0})
+
+
+LARGEST_GETS_MORE = {
+    "name": "logconf",
+    "options": {"aux_max": 0.5},
+    "options_by_model": {"mpnet-base": {"aux_max": 0.75}},
+}
+
+
+def test_options_by_model_apply_to_that_student_only_and_enter_its_identity():
+    study = resolve(parse_spec({**GOOD, "methods": ["xent", LARGEST_GETS_MORE]}))
+    method = study.method("logconf")
+    assert study.train_config("mpnet-base", 0, method).loss_options == {"aux_max": 0.75}
+    assert study.train_config("minilm-l6", 0, method).loss_options == {"aux_max": 0.5}
+    students = plan_jobs(study)["student"]
+    mpnet = [j for j in students if j.method == "logconf" and j.model == "mpnet-base"]
+    assert mpnet and all(j.key["train"]["loss_options"] == {"aux_max": 0.75} for j in mpnet)
+    # only the students of that model move; every other job keeps its id
+    changed = _job_ids(GOOD) ^ _job_ids({**GOOD, "methods": ["xent", LARGEST_GETS_MORE]})
+    assert changed and {j.job_id for j in mpnet} <= changed
+    assert len(changed) == 2 * len(mpnet)
+
+
+def test_options_by_model_are_checked_before_compute():
+    def bad(by_model: dict) -> str:
+        return _bad(methods=[{**LARGEST_GETS_MORE, "options_by_model": by_model}])
+
+    message = bad({"mpnet-bas": {"aux_max": 0.75}})
+    assert "methods[0].options_by_model" in message and "did you mean 'mpnet-base'" in message
+    message = bad({"minilm-l3": {"aux_max": 0.75}})  # the smallest model is never a student
+    assert "never trains 'minilm-l3'" in message and "minilm-l6, mpnet-base" in message
+    message = bad({"mpnet-base": {"aux_maxx": 0.75}})
+    assert "options_by_model.mpnet-base" in message and "aux_max" in message

@@ -66,6 +66,7 @@ def train_on_answers(
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         seed=job.seed or 0,
+        dropout=cfg.dropout,
     )
     return str(out)
 

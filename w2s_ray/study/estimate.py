@@ -50,7 +50,8 @@ def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:
         flops = train * (weak_n + student_n) * study.spec.generative.epochs
     elif job.stage == "bootstrap":  # one model per fold, each on the other folds' share
         fold_n = student_n * (FOLDS - 1) // FOLDS
-        flops = FOLDS * (train * fold_n * epochs + forward * (student_n + test_n))
+        # each fold model labels its own fold and the whole test set
+        flops = FOLDS * (train * fold_n * epochs + forward * test_n) + forward * student_n
         flops = flops if finetune else 0.0
     elif job.stage == "label":
         flops = forward * (student_n + test_n) if finetune else 0.0

@@ -22,10 +22,10 @@ from w2s_ray.spec import MethodSpec
 from w2s_ray.study import answers, artifacts, data_prep
 from w2s_ray.study.data_prep import splits_for
 from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.folds import assign_folds
 from w2s_ray.study.inputs import job_record
 from w2s_ray.study.lm_jobs import cached_lm_finetune
-from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.plan import Job, Study, lm_train_settings
 from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
@@ -130,7 +130,7 @@ def run_generative(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
         tokenizer = data_prep.tokenizer_for(study, card.resolve_path())
         return data_prep.encode(study, job.dataset, tokenizer, [ex.text for ex in pool]), None
 
-    gen = study.spec.generative
+    gen, settings = study.spec.generative, lm_train_settings(study, job.model)
     _, record = cached_lm_finetune(
         job,
         study,
@@ -138,8 +138,8 @@ def run_generative(job: Job, study: Study, store: StudyStore) -> dict[str, Any]:
         texts,
         epochs=gen.epochs,
         lr=gen.lr or card.lr,
-        batch_size=study.spec.train.batch_size or card.batch_size,
         seed=0,
+        **settings,
     )
     return {**record, "n_train": len(pool)}
 
@@ -391,21 +391,24 @@ def run_bootstrap_step(
     student half for the next rung.
 
     A model would mostly repeat the labels it was trained on if it labeled its own training
-    examples, so the student half is cross-fitted: a model per fold trains on the other
-    fold(s) and labels its own, and the test set gets the folds' mean probability.
+    examples, so the student half is cross-fitted: a model per fold (the job's `folds`,
+    groups kept whole) trains on the other folds and labels its own, and the test set gets
+    the folds' mean probability. `n_train` is what each fold model learned from (the
+    smallest of them).
     """
     splits = splits_for(study, job.dataset, job.seed or 0)
     pool = splits.student_train
     previous = artifacts.load_labels(_labels_dep(job))
     if previous is None:
         raise RuntimeError(f"labels {_labels_dep(job)} are missing; rerun the study to rebuild")
-    fold_of = {ex.id: i % FOLDS for i, ex in enumerate(sorted(pool, key=lambda e: e.id))}
+    folds = int(job.key["folds"])
+    fold_of = assign_folds(pool, folds, job.seed or 0)
+    fold_train = [[ex for ex in pool if fold_of[ex.id] != fold] for fold in range(folds)]
     labels = artifacts.load_labels(job.job_id)
     if labels is None:
         held_out_probs: dict[str, torch.Tensor] = {}
         test_probs = []
-        for fold in range(FOLDS):
-            train = [ex for ex in pool if fold_of[ex.id] != fold]
+        for fold, train in enumerate(fold_train):
             own = [ex for ex in pool if fold_of[ex.id] == fold]
             trained = _train_and_evaluate(
                 job,
@@ -433,7 +436,9 @@ def run_bootstrap_step(
     probs = _probs(labels, splits.test)
     return {
         **_metrics(probs, splits.test),
-        "n_train": len(pool),
+        "n_train": min(len(train) for train in fold_train),
+        "n_folds": folds,
+        "n_pool": len(pool),
         "agreement_with_weak": agreement(probs, _probs(previous, splits.test)),
         "chain": ">".join(job.chain),
     }

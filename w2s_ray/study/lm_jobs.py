@@ -23,6 +23,7 @@ def cached_lm_finetune(
     lr: float,
     batch_size: int,
     seed: int,
+    dropout: bool = False,
 ) -> tuple[Path, dict[str, float]]:
     """(model folder, its loss record): read back if finished, else trained from the job's
     model card (resuming from the job's checkpoint) and recorded. `rows()` gives the token
@@ -45,6 +46,7 @@ def cached_lm_finetune(
         checkpointer=checkpointer,
         trust_remote_code=study.spec.trust_remote_code,
         prompt_lengths=prompt_lengths,
+        dropout=dropout,
     )
     artifacts.save_backbone_record(job.job_id, record)
     checkpointer.clear()

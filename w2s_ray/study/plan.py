@@ -31,13 +31,15 @@ from w2s_ray.study.inputs import hub_dataset_revision, hub_model_card, warn_unre
 from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.losses import build_loss
 
-PLAN_VERSION = 1  # bump when a code change alters results, so old job ids stop matching
+PLAN_VERSION = 2  # bump when a code change alters results, so old job ids stop matching
 STAGES = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
 PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
 FINETUNE_EPOCHS = 2
 # A bootstrap rung labels the student half out of fold: one model per fold, each trained on
-# the other folds' examples, so no example is labeled by a model that trained on it.
-BOOTSTRAP_FOLDS = 2
+# the other folds' examples, so no example is labeled by a model that trained on it. With 4
+# folds each model learns from 3/4 of the student half (2 folds gave only half of what a
+# direct student learns from), for 3 student-sized trainings per rung. Part of a rung's id.
+BOOTSTRAP_FOLDS = 4
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,11 @@ class Study:
             batch_size=t.batch_size or (PROBE_DEFAULTS["batch_size"] if probe else card.batch_size),
             seed=seed,
             loss=method.loss_name if method else "xent",
-            loss_options=dict(method.options) if method else {},
+            loss_options=method.options_for(model) if method else {},
             weight_decay=t.weight_decay,
+            dropout=t.dropout,
+            warmup_frac=t.warmup_frac,
+            grad_clip=t.grad_clip,
         )
 
 
@@ -188,6 +193,8 @@ def resolve(spec: StudySpec) -> Study:
     warn_unresolved(cards, revisions)
     known = {name: rev for name, rev in revisions.items() if rev is not None}
     study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards), known)
+    for i, method in enumerate(spec.methods):
+        _check_options_by_model(study, method, f"methods[{i}].options_by_model")
     if generative and not study.strong_decoders():
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
@@ -203,6 +210,27 @@ def resolve(spec: StudySpec) -> Study:
     return study
 
 
+def _check_options_by_model(study: Study, method: MethodSpec, where: str) -> None:
+    """Each model named must be one this method trains, and its merged options valid."""
+    trained = {strong for _, strong in study.pairs}
+    if method.bootstrap:
+        trained |= {m for weak, strong in study.pairs for m in study.between(weak, strong)}
+    for model in method.options_by_model:
+        if model not in study.cards:
+            raise UserError(
+                f"key '{where}': '{model}' is not in `models`{suggest(model, list(study.cards))}"
+                " — name a model of the ladder"
+            )
+        if model not in trained:
+            what = "strong models and bootstrap rungs" if method.bootstrap else "strong models"
+            raise UserError(
+                f"key '{where}': method '{method.name}' never trains '{model}' (it trains "
+                f"{what} only) — name one of: {', '.join(sorted(trained))}"
+            )
+        with _at(f"{where}.{model}"):
+            build_loss(method.loss_name, method.options_for(model))
+
+
 def _several_devices(cards: dict[str, ModelCard], names: list[str]) -> list[str]:
     """Models whose card asks for more than one device: what the single-process language-
     model trainers (generative fine-tuning, answer tasks) cannot take."""
@@ -212,7 +240,7 @@ def _several_devices(cards: dict[str, ModelCard], names: list[str]) -> list[str]
 def _plain_answer_method(method: MethodSpec) -> bool:
     return (
         method.loss_name == "xent"
-        and not method.options
+        and not (method.options or method.options_by_model)
         and method.select == "last"
         and not (method.bootstrap or method.generative)
     )
@@ -449,6 +477,8 @@ def _trained_on(
         "train": study.train_config(model, seed, method).__dict__,
         **_method_key(method),
     }
+    if stage == "bootstrap":
+        key["folds"] = BOOTSTRAP_FOLDS
     deps = (supervisor.job_id, *((key["features"],) if "features" in key else ()))
     if backbone is not None:
         key["backbone"] = backbone.job_id
@@ -476,11 +506,19 @@ def _generative_jobs(
         return {}
     jobs = {}
     for model in study.strong_decoders():
-        key = {**model_key[model], "generative": study.spec.generative.model_dump()}
+        settings = {**study.spec.generative.model_dump(), **lm_train_settings(study, model)}
+        key = {**model_key[model], "generative": settings}
         if study.spec.generative.lr is None:
             key["generative"]["lr"] = study.cards[model].lr
         jobs[model] = Job(_job_id("generative", key), "generative", dataset, model, key=key)
     return jobs
+
+
+def lm_train_settings(study: Study, model: str) -> dict[str, Any]:
+    """What a generative (language-model) fine-tune takes from `train:`: the batch size and
+    the dropout switch (its clipping is fixed: see w2s_ray.train.generative)."""
+    t = study.spec.train
+    return {"batch_size": t.batch_size or study.cards[model].batch_size, "dropout": t.dropout}
 
 
 def _method_key(method: MethodSpec) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 Resume restores everything that changes the numbers (model, optimizer, scheduler, step, RNG),
 and each epoch's data order comes from (seed, epoch), so a redone epoch is the same epoch.
+
+The defaults are the reference code's recipe (openai/weak-to-strong, weak_to_strong/train.py):
+dropout off while training (the model stays in eval mode, gradients on), a cosine schedule
+with no warm-up, and no gradient clipping. Each can be switched back in `TrainConfig`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ class TrainConfig:
     loss: str = "xent"
     loss_options: dict[str, Any] = field(default_factory=dict)
     weight_decay: float = 0.0
-    lr_warmup_frac: float = 0.05
+    # Dropout during training. The reference turns it off on purpose (determinism; it helps
+    # short fine-tunes), so a fine-tune draws no random numbers once its data order is set.
+    dropout: bool = False
+    warmup_frac: float = 0.0  # of all steps, a linear learning-rate warm-up before the cosine
+    grad_clip: float | None = None  # max global gradient norm; None: no clipping
 
 
 class Checkpointer(Protocol):
@@ -58,7 +66,8 @@ class NullReporter:
 
 
 def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -> Any:
-    """Linear warm-up, then cosine decay to zero: the usual recipe for fine-tuning."""
+    """Linear warm-up (none by default), then cosine decay to zero over the remaining steps;
+    with no warm-up this is the reference's `CosineAnnealingLR(optimizer, total)`."""
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -125,6 +134,10 @@ def fit(
     """
     if cfg.lr <= 0 or cfg.epochs <= 0 or cfg.batch_size <= 0:
         raise UserError(f"train: lr, epochs and batch_size must be positive (got {cfg})")
+    if not 0.0 <= cfg.warmup_frac < 1.0 or (cfg.grad_clip is not None and cfg.grad_clip <= 0):
+        raise UserError(
+            f"train: warmup_frac must be in [0, 1) and grad_clip positive or null (got {cfg})"
+        )
     checkpointer = checkpointer or NullCheckpointer()
     reporter = reporter or NullReporter()
     rank, world = shard
@@ -136,7 +149,7 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    scheduler = _schedule(optimizer, total, int(cfg.lr_warmup_frac * total))
+    scheduler = _schedule(optimizer, total, int(cfg.warmup_frac * total))
     epoch, step, epoch_loss = 0, 0, 0.0
     state = checkpointer.load()
     if state is not None:
@@ -163,7 +176,7 @@ def fit(
                 }
             )
 
-    model.train()
+    model.train(cfg.dropout)  # eval mode unless dropout is asked for; gradients flow either way
     last_save = time.monotonic()
     while epoch < cfg.epochs:
         order = epoch_order(len(inputs), cfg.seed, epoch)
@@ -184,7 +197,8 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             (loss * weight).backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -197,7 +211,7 @@ def fit(
         epoch, epoch_loss = epoch + 1, 0.0
         if on_epoch_end is not None:
             on_epoch_end(model, epoch)
-            model.train()
+            model.train(cfg.dropout)  # scoring an epoch left the model in eval mode
         save()
         last_save = time.monotonic()
         reporter.report(metrics)  # after the save: whatever the reporter does, the epoch is kept

@@ -33,10 +33,9 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def warmup_weight(progress: float, max_weight: float, warmup_frac: float) -> float:
-    """Linear ramp from 0 to `max_weight` over the first `warmup_frac` of training, then flat.
-
-    The reference implementation steps instead of ramping (openai/weak-to-strong issue #33).
-    """
+    """Linear ramp from 0 to `max_weight` over the first `warmup_frac` of training, then flat,
+    as the paper describes. The reference code ramps to only `warmup_frac · max_weight` and
+    then jumps to `max_weight` (openai/weak-to-strong issue #33)."""
     if warmup_frac <= 0:
         return max_weight
     return max_weight * min(1.0, max(0.0, progress) / warmup_frac)
@@ -47,12 +46,13 @@ def harden_to_balance(
 ) -> torch.Tensor:
     """One-hot student predictions thresholded so their class balance matches the weak labels'.
 
-    The threshold is the quantile of the student's P(class 1) that leaves as many positives
-    in the batch as the weak labels have, so hardening cannot collapse onto one class. Both
-    are taken over the whole batch, all ranks' rows included.
+    The threshold is the quantile of the student's P(class 1) that leaves as large a share of
+    positives in the batch as the mean of the weak labels' soft P(class 1) — the reference
+    code's and EleutherAI's prior, not the share of weak labels above 0.5 — so hardening
+    cannot collapse onto one class. Both are taken over the whole batch, all ranks' rows.
     """
     p1 = student_probs[:, 1]
-    stats = gather(torch.stack([p1, (weak_targets[:, 1] > 0.5).to(p1.dtype)], dim=1))
+    stats = gather(torch.stack([p1, weak_targets[:, 1].to(p1.dtype)], dim=1))
     weak_positive_frac = stats[:, 1].mean()
     threshold = torch.quantile(stats[:, 0], (1.0 - weak_positive_frac).clamp(0.0, 1.0))
     hard = (p1 > threshold) if weak_positive_frac < 1 else torch.ones_like(p1, dtype=torch.bool)
@@ -77,8 +77,10 @@ class XentLoss:
 class LogConfLoss:
     """Auxiliary confidence loss: CE(f(x), (1-α)·weak + α·hardened(f(x))), α warmed up.
 
-    The paper uses α_max 0.75 for the largest students and 0.5 otherwise, warm-up over the
-    first 20% of training.
+    The paper (Burns et al. 2023, appendix) warms α up linearly over the first 20% of
+    training to α_max: 0.75 for its largest students, 0.5 for the others; a study sets the
+    larger value per student with `options_by_model`. The reference code uses α_max 0.5 for
+    every student and `warmup_frac` 0.1 (with its jump, see `warmup_weight`).
     """
 
     aux_max: float = 0.5
@@ -98,7 +100,11 @@ class LogConfLoss:
 
 @dataclass(frozen=True)
 class ProductLoss:
-    """Product of experts: targets ∝ weak^α · student^β, β warmed up like logconf's α."""
+    """Product of experts: targets ∝ weak^α · student^β, β warmed up like logconf's α.
+
+    The reference code's product loss keeps β at its maximum from the first step (its
+    `warmup_frac` is unused); `warmup_frac: 0` gives that.
+    """
 
     alpha: float = 1.0
     beta_max: float = 1.0

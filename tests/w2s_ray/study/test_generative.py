@@ -94,7 +94,13 @@ def test_generative_plan_adds_the_lm_job_its_ceiling_and_its_students(
     )
     stages = plan_jobs(study)
     (gen,) = stages["generative"]
-    assert gen.model == "tiny-llama" and gen.key["generative"] == {"epochs": 2, "lr": 2e-3}
+    # the language-model fine-tune's identity holds the `train:` settings it uses
+    settings = {"epochs": 2, "lr": 2e-3, "batch_size": 16, "dropout": False}
+    assert gen.model == "tiny-llama" and gen.key["generative"] == settings
+    spec = _spec(tiny_models["tiny-s"], tiny_decoders["tiny-llama"], toy_dataset)
+    spec["train"] = {**spec["train"], "dropout": True}
+    (with_dropout,) = plan_jobs(resolve(parse_spec(spec)))["generative"]
+    assert with_dropout.key["generative"]["dropout"] and with_dropout.job_id != gen.job_id
     adapted_gt = [j for j in stages["ground_truth"] if j.backbone]
     assert [(j.model, j.deps) for j in adapted_gt] == [("tiny-llama", (gen.job_id,))]
     assert "(generative)" in adapted_gt[0].title

@@ -37,23 +37,39 @@ def test_warmup_is_not_a_step_function():
 def test_hardening_matches_weak_class_balance():
     student = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.55, 0.52, 0.51, 0.4])
     student_probs = torch.stack([1 - student, student], 1)
-    # Weak labels say 25% positive; the student says 87% positive at threshold 0.5.
-    weak_p1 = torch.tensor([0.9, 0.8, 0.2, 0.1, 0.3, 0.2, 0.1, 0.4])
+    # Weak labels' mean P(1) is 25%; the student says 87% positive at threshold 0.5.
+    weak_p1 = torch.tensor([0.9, 0.7, 0.1, 0.0, 0.1, 0.0, 0.1, 0.1])
     weak = torch.stack([1 - weak_p1, weak_p1], 1)
     hard = harden_to_balance(student_probs, weak)
     assert hard[:, 1].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
 
 
+def test_hardening_keeps_the_mean_of_the_soft_weak_labels_not_their_hardened_share():
+    """The reference code and EleutherAI set the balance from the soft labels' mean: weak
+    labels that are unsure positives (0.6) count as 0.6 of a positive, not as one."""
+    student_p1 = torch.tensor([0.95, 0.9, 0.85, 0.8, 0.3, 0.2, 0.1, 0.05])
+    student = torch.stack([1 - student_p1, student_p1], 1)
+    weak_p1 = torch.tensor([0.6, 0.6, 0.6, 0.6, 0.0, 0.0, 0.0, 0.0])
+    weak = torch.stack([1 - weak_p1, weak_p1], 1)
+    assert (weak_p1 > 0.5).float().mean() == 0.5 and weak_p1.mean() == pytest.approx(0.3)
+    hard = harden_to_balance(student, weak)
+    # 30% of 8 rows: the reference's quantile rule keeps the student's 3 most positive rows
+    assert hard[:, 1].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    # the reference's rule, written out: class 0 where P(0) reaches its mean_weak[1] quantile
+    threshold = torch.quantile(student[:, 0], weak.mean(0)[1])
+    assert hard[:, 0].bool().tolist() == (student[:, 0] >= threshold).tolist()
+
+
 def test_hardening_a_shard_uses_the_whole_batch_threshold():
     """On data-parallel ranks each holds part of the batch; hardening must not depend on it."""
-    torch.manual_seed(3)
+    torch.manual_seed(4)
     student = torch.softmax(torch.randn(12, 2), -1)
     weak = torch.softmax(torch.randn(12, 2) * 2, -1)
     whole = harden_to_balance(student, weak)
     mine, theirs = slice(0, 5), slice(5, 12)
 
     def gather(rows):  # what all_rows returns on rank 0 of 2
-        other = torch.stack([student[theirs, 1], (weak[theirs, 1] > 0.5).float()], 1)
+        other = torch.stack([student[theirs, 1], weak[theirs, 1]], 1)
         return torch.cat([rows, other])
 
     assert torch.equal(harden_to_balance(student[mine], weak[mine], gather), whole[mine])
@@ -63,7 +79,7 @@ def test_hardening_a_shard_uses_the_whole_batch_threshold():
 
 def test_hardening_all_negative_weak_batch_gives_all_negative():
     student_probs = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
-    weak = torch.tensor([[0.9, 0.1], [0.8, 0.2]])
+    weak = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert harden_to_balance(student_probs, weak)[:, 1].tolist() == [0, 0]
 
 
