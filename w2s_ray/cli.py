@@ -28,7 +28,7 @@ app = typer.Typer(
     help="Weak-to-strong generalization scaling studies on Ray.",
 )
 # Piped output (CI logs, `| tee`) gets room for the PGR table instead of rich's 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=140)
+console = Console() if sys.stdout.isatty() else Console(width=170)
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 
