@@ -19,6 +19,7 @@ from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec
 
 if TYPE_CHECKING:
+    from w2s_ray.study.plan import Study
     from w2s_ray.study.runner import StudyOutcome
 
 app = typer.Typer(
@@ -294,9 +295,11 @@ def plan(
     )
 
 
-def _max_lengths(study: object) -> str:
-    names = study.spec.dataset_names()  # type: ignore[attr-defined]
-    return ", ".join(f"{name} {study.max_length(name)} tokens" for name in names)  # type: ignore[attr-defined]
+def _max_lengths(study: Study) -> str:
+    lengths = sorted({study.max_length(name) for name in study.spec.dataset_names()})
+    if len(lengths) == 1:
+        return f"{lengths[0]} tokens"
+    return f"{lengths[0]}–{lengths[-1]} tokens by dataset, see `w2s-ray list datasets`"
 
 
 @app.command()
