@@ -101,3 +101,20 @@ def test_hh_chosen_and_rejected_stay_different_after_the_cut(tmp_path: Path):
 def test_conflicts_are_identical_inputs_with_different_labels_only():
     ids = [[1, 2], [1, 2], [3], [3], [4]]
     assert conflicting_positions(ids, [0, 1, 1, 1, 0]) == {0, 1}
+
+
+@pytest.mark.parametrize("name", ["quail", "multirc"])
+def test_a_multiple_choice_input_cut_short_still_ends_with_question_and_answer(
+    tmp_path: Path, name: str
+):
+    from hub_rows import LONG_ROWS
+
+    from w2s_ray.hub_tasks import HUB_TASKS
+
+    (example,) = HUB_TASKS[name].convert([LONG_ROWS[name]], 0)
+    tokenizer = _wordpiece(tmp_path, example["text"])
+    (ids,) = tokenize(tokenizer, [example["text"]], 128)  # what every training input goes through
+    shown = tokenizer.decode(ids, skip_special_tokens=True)
+    question_and_answer = example["text"][example["text"].rindex("Question:") :]
+    assert len(ids) == 128 and token_lengths(tokenizer, [example["text"]])[0] > 300
+    assert shown.endswith(tokenizer.decode(tokenizer(question_and_answer)["input_ids"][1:-1]))
