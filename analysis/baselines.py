@@ -20,7 +20,11 @@ def baseline_table(
     level: float = LEVEL,
 ) -> pl.DataFrame:
     """Per (dataset, model, method, weak supervisor): prompting accuracy over seeds with its
-    interval, the model's fine-tuned ceiling, and its best fine-tuned student's accuracy."""
+    interval, the model's fine-tuned ceiling, and its best fine-tuned student's accuracy.
+
+    The ceiling is measured on the baseline's own test examples where the rows carry it
+    (weak-label few-shot); otherwise on the whole test set, which `ceiling_examples` says,
+    since a baseline may score only part of it (`baselines.n_test`)."""
     prompted = results.filter(pl.col("stage") == "baseline")
     keys = ["dataset", "model", "method", "weak_model"]
     ceiling = (
@@ -49,6 +53,8 @@ def baseline_table(
                 "accuracy_high": high,
                 "shots_mean": group["shots_mean"].mean(),
                 "effective_compute": group["effective_compute"].max(),
+                # weak-label baselines carry the ceiling on exactly the examples they scored
+                "ceiling_on_test": _mean_or_none(group, "ceiling_accuracy_on_test"),
             }
         )
     schema = {
@@ -62,10 +68,27 @@ def baseline_table(
         "accuracy_high": pl.Float64,
         "shots_mean": pl.Float64,
         "effective_compute": pl.Float64,
+        "ceiling_on_test": pl.Float64,
     }
     table = pl.DataFrame(rows, schema=schema)
+    paired = pl.col("ceiling_on_test").is_not_null()
     return (
         table.join(ceiling, on=["dataset", "model"], how="left")
+        .with_columns(
+            pl.coalesce("ceiling_on_test", "ceiling_accuracy").alias("ceiling_accuracy"),
+            pl.when(paired)
+            .then(pl.lit("same examples"))
+            .otherwise(pl.lit("whole test set"))
+            .alias("ceiling_examples"),
+        )
+        .drop("ceiling_on_test")
         .join(students, on=["dataset", "weak_model", "model"], how="left", nulls_equal=False)
         .sort("dataset", "effective_compute", "model", "method", "weak_model", nulls_last=True)
     )
+
+
+def _mean_or_none(group: pl.DataFrame, column: str) -> float | None:
+    if column not in group.columns:
+        return None
+    values = group[column].drop_nulls()
+    return float(values.mean()) if len(values) else None  # type: ignore[arg-type]

@@ -294,6 +294,10 @@ def _extrapolation_section(report: Report) -> Section:
     )
 
 
+def _paired(row: dict) -> bool:
+    return row.get("ceiling_examples", "same examples") == "same examples"
+
+
 def _baselines_section(report: Report) -> Section:
     rows = [
         [
@@ -302,7 +306,7 @@ def _baselines_section(report: Report) -> Section:
             row["method"],
             row["weak_model"] or "—",
             _with_ci(row["accuracy"], row["accuracy_low"], row["accuracy_high"], ".3f"),
-            _num(row["ceiling_accuracy"]),
+            _num(row["ceiling_accuracy"]) + ("" if _paired(row) else " *"),
             _num(row["best_student_accuracy"]),
             f"{row['effective_compute']:.1e}",
         ]
@@ -312,7 +316,10 @@ def _baselines_section(report: Report) -> Section:
         "Zero/few-shot prompting baselines",
         text=[
             "Prompting accuracy beside fine-tuning the same model: on ground truth "
-            "(ceiling) and on the same weak supervisor's labels (best method)."
+            "(ceiling) and on the same weak supervisor's labels (best method). The ceiling "
+            "is measured on the baseline's own test examples; * marks one measured on the "
+            "whole test set (zero-shot and ground-truth few-shot rows), which differs when "
+            "`baselines.n_test` prompts only part of it."
         ],
         headers=[
             "dataset",

@@ -353,3 +353,20 @@ def test_weak_label_few_shot_gets_a_pgr_and_other_baselines_do_not(rows):
     results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.8), few_weak, zero])
     row = _one(compute_pgr(results))
     assert (row["method"], row["pgr"]) == ("fewshot_weak_k8", pytest.approx(0.75))
+
+
+def test_the_baselines_table_reads_the_ceiling_on_the_examples_a_baseline_scored(rows):
+    from analysis.baselines import baseline_table
+
+    few_weak = {**rows.student("small", "large", 0.75), "stage": "baseline", "job_id": "b1"}
+    few_weak.update(method="fewshot_weak_k8", ceiling_accuracy_on_test=0.9)
+    zero = {**rows.student("small", "large", 0.65), "stage": "baseline", "job_id": "b2"}
+    zero.update(method="zeroshot", weak_model=None, weak_effective_compute=None)
+    results = rows.table([rows.truth("small", 0.6), rows.truth("large", 0.8), few_weak, zero])
+    table = baseline_table(results, compute_pgr(results))
+    by_method = {row["method"]: row for row in table.iter_rows(named=True)}
+    weak_row, zero_row = by_method["fewshot_weak_k8"], by_method["zeroshot"]
+    assert weak_row["ceiling_accuracy"] == pytest.approx(0.9)  # not the whole set's 0.8
+    assert weak_row["ceiling_examples"] == "same examples"
+    assert zero_row["ceiling_accuracy"] == pytest.approx(0.8)
+    assert zero_row["ceiling_examples"] == "whole test set"
