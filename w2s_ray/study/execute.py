@@ -186,7 +186,9 @@ def _selection(
     epoch on held-out examples: weak labels (`weak_val`) or true ones (`oracle`)."""
     if method is None or method.select == "last":
         return None
-    fit_pos, val_pos = held_out([ex.id for ex in train], method.val_fraction, job.seed or 0)
+    fit_pos, val_pos = held_out(
+        [ex.id for ex in train], [ex.group for ex in train], method.val_fraction, job.seed or 0
+    )
     if method.select == "oracle":
         labels = torch.tensor([train[i].label for i in val_pos])
     else:

@@ -22,16 +22,34 @@ from w2s_ray.train.metrics import accuracy
 from w2s_ray.train.state import StateAccess, WholeState, unwrapped
 
 
-def held_out(ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train positions, validation positions): a seeded draw by example id, so it does not
-    depend on list order and a method that holds out data sees the same split every run."""
+def held_out(
+    ids: list[str], groups: list[str], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """(train positions, validation positions): whole groups drawn by a seeded hash, so
+    related examples (one passage's questions) never sit on both sides, the split does not
+    depend on list order, and a method that holds out data sees the same split every run.
+    Groups are taken until `fraction` of the examples is held out, skipping any that would
+    hold out more than twice that; when no group fits (one big group), the split is by
+    example instead."""
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
 
-    def rank(i: int) -> str:
-        return hashlib.sha256(f"{seed}:{ids[i]}".encode()).hexdigest()
+    def rank(group: str) -> str:
+        return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
 
-    order = sorted(range(len(ids)), key=rank)
-    n_val = min(len(ids) - 1, max(1, round(fraction * len(ids))))
-    return sorted(order[n_val:]), sorted(order[:n_val])
+    want = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    val: list[int] = []
+    for group in sorted(members, key=rank):
+        if len(val) >= want:
+            break
+        size = len(val) + len(members[group])
+        if size <= 2 * want and size < len(ids):  # something always stays to train on
+            val += members[group]
+    if not val and len(members) < len(ids):
+        return held_out(ids, ids, fraction, seed)
+    chosen = set(val)
+    return [i for i in range(len(ids)) if i not in chosen], sorted(val)
 
 
 class BestEpoch:

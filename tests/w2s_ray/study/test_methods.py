@@ -98,13 +98,24 @@ def test_unknown_selection_is_named_with_its_choices(tiny_ladder, toy_dataset):
 
 def test_held_out_split_is_disjoint_seeded_and_order_free():
     ids = [f"ex{i}" for i in range(50)]
-    fit_pos, val_pos = held_out(ids, 0.2, seed=3)
+    fit_pos, val_pos = held_out(ids, ids, 0.2, seed=3)
     assert len(val_pos) == 10 and set(fit_pos).isdisjoint(val_pos)
     assert sorted(fit_pos + val_pos) == list(range(50))
     reversed_ids = ids[::-1]
-    _, val_rev = held_out(reversed_ids, 0.2, seed=3)
+    _, val_rev = held_out(reversed_ids, reversed_ids, 0.2, seed=3)
     assert {reversed_ids[i] for i in val_rev} == {ids[i] for i in val_pos}
-    assert held_out(ids, 0.2, seed=4)[1] != val_pos
+    assert held_out(ids, ids, 0.2, seed=4)[1] != val_pos
+
+
+def test_held_out_keeps_each_group_on_one_side():
+    ids = [f"ex{i}" for i in range(60)]
+    groups = [f"passage{i // 4}" for i in range(60)]  # four questions per passage
+    for seed in range(5):
+        fit_pos, val_pos = held_out(ids, groups, 0.2, seed)
+        assert {groups[i] for i in fit_pos}.isdisjoint({groups[i] for i in val_pos})
+        assert len(val_pos) == 12 and sorted(fit_pos + val_pos) == list(range(60))
+    # one group cannot be held out whole and leave anything to train on: split by example
+    assert held_out(ids, ["same"] * 60, 0.2, 0) == held_out(ids, ids, 0.2, 0)
 
 
 def test_best_epoch_keeps_the_best_and_a_redone_epoch_replaces_itself(tmp_path):
