@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 TooLong = Literal["keep_end", "drop", "error"]
-TOO_LONG_POLICIES: tuple[TooLong, ...] = ("keep_end", "drop", "error")
 
 
 def encode_keep_end(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:

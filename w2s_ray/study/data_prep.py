@@ -70,7 +70,7 @@ def selected(study: Study, dataset: str) -> PoolAndTest:
         study.data_config,
         study.max_length(dataset),
         policy,
-        tuple(sorted(str(c.identity()) for c in study.cards.values())) if policy == "drop" else (),
+        tuple(study.length_models()) if policy == "drop" else (),
     )
     if key not in _SELECTED:
         too_long = ladder(study, dataset).too_long if policy == "drop" else None

@@ -111,6 +111,11 @@ class Study:
         contexts = [c.context for c in self.cards.values() if c.context is not None]
         return min([default, *contexts])
 
+    def length_models(self) -> list[str]:
+        """The ladder's model identities: under `data.too_long: drop` every model's tokenizer
+        decides which examples are too long, so they are part of what a job sees."""
+        return sorted(json.dumps(c.identity(), sort_keys=True) for c in self.cards.values())
+
     def dataset_ref(self, name: str) -> str | LocalDataset | HubDataset:
         return next(d for d in self.spec.datasets if (d if isinstance(d, str) else d.name) == name)
 
@@ -348,7 +353,7 @@ def plan_jobs(study: Study) -> dict[str, list[Job]]:
             "max_length": study.max_length(dataset),
         }
         if spec.data.too_long == "drop":  # what is dropped depends on every model's tokenizer
-            data_key["length_models"] = sorted(str(c.identity()) for c in study.cards.values())
+            data_key["length_models"] = study.length_models()
         model_key: dict[str, dict[str, Any]] = {}
         for name, card in study.cards.items():
             ident = {

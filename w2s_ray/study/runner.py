@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def prepare(study: Study, console: Console) -> list[dict[str, object]]:
     for name, card in study.cards.items():
         path = card.resolve_path()
         for dataset in study.spec.dataset_names():
-            check_context(name, card.context, path, study.max_length(dataset))
+            check_context(name, card.context, study.max_length(dataset))
         console.print(f"[dim]model {name}: {path}[/dim]")
     rows: list[dict[str, object]] = []
     for dataset in study.spec.dataset_names():
@@ -123,15 +122,10 @@ def describe_counts(counts: list[dict[str, object]]) -> list[str]:
     return lines
 
 
-def check_context(name: str, context: int | None, path: str, max_length: int) -> None:
-    """`train.max_length` beyond a model's position embeddings would fail in every job.
-    The card's context where it has one, else the config where it is on disk (offline
-    assets, local folders); hub models are otherwise checked when loaded."""
-    from w2s_ray.models import context_of
-
-    config_file = Path(path) / "config.json"
-    if context is None and config_file.is_file():
-        context = context_of(json.loads(config_file.read_text()))
+def check_context(name: str, context: int | None, max_length: int) -> None:
+    """`train.max_length` beyond a model's position embeddings would fail in every job. The
+    card knows its context (registered models; a local folder's from its config); a config
+    that names none is checked when the model loads."""
     if context is not None and context < max_length:
         raise UserError(
             f"key 'train.max_length': {max_length} tokens do not fit model '{name}', whose "
