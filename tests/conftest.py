@@ -46,6 +46,17 @@ def w2s_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty local Hugging Face cache, offline: revisions resolve from what a test writes
+    there (tests/w2s_ray/fake_hf_cache.py), never from the network."""
+    cache = tmp_path / "hf-hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
 @pytest.fixture(scope="session")
 def ray_session(w2s_cache: Path):
     import ray

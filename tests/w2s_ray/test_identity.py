@@ -8,34 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fake_hf_cache import COMMIT_A, COMMIT_B, fake_hub_repo
 
 from w2s_ray import identity
 from w2s_ray.identity import file_digest, folder_digest, hub_commit, hub_snapshot
-
-COMMIT_A = "a" * 40
-COMMIT_B = "b" * 40
-
-
-def fake_hub_repo(cache: Path, repo_id: str, repo_type: str, refs: dict[str, str]) -> Path:
-    """`cache/<type>s--org--name` with `refs/<branch>` files and a snapshot per commit,
-    the layout huggingface_hub writes when it downloads by branch name."""
-    folder = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
-    for ref, commit in refs.items():
-        (folder / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
-        (folder / "refs" / ref).write_text(commit)
-        snapshot = folder / "snapshots" / commit
-        snapshot.mkdir(parents=True, exist_ok=True)
-        (snapshot / "config.json").write_text('{"model_type": "gpt2"}')
-    return folder
-
-
-@pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "hf-hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
 
 
 def test_a_branch_resolves_to_the_commit_the_cache_recorded(hf_cache: Path) -> None:

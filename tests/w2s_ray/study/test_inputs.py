@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_hf_cache import COMMIT_A, COMMIT_B, write_ref
 
 from w2s_ray.spec import parse_spec
 from w2s_ray.study import inputs
 from w2s_ray.study.plan import Job, plan_jobs, resolve
 from w2s_ray.study.runner import plan_record
-
-COMMIT_A = "a" * 40
-COMMIT_B = "b" * 40
 
 HUB_STUDY: dict[str, Any] = {
     "name": "hub",
@@ -26,20 +24,11 @@ HUB_STUDY: dict[str, Any] = {
 }
 
 
-def _write_ref(cache: Path, kind: str, repo_id: str, ref: str, commit: str) -> None:
-    refs = cache / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / ref
-    refs.parent.mkdir(parents=True, exist_ok=True)
-    refs.write_text(commit)
-
-
 @pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "hf-hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def hf_cache(hf_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared offline cache, with the once-per-process warning armed again."""
     monkeypatch.setattr(inputs, "_WARNED", set())
-    return cache
+    return hf_cache
 
 
 def _jobs(data: dict[str, Any]) -> list[Job]:
@@ -60,17 +49,17 @@ def _follows(before: dict, after: dict, model: str) -> None:
 
 def test_a_cached_commit_enters_the_ids_of_the_jobs_that_read_that_model(hf_cache: Path) -> None:
     unresolved = _ids_by_role(_jobs(HUB_STUDY))
-    _write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_A)
+    write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_A)
     resolved = _ids_by_role(_jobs(HUB_STUDY))
     _follows(unresolved, resolved, "pythia-70m")
-    _write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_B)  # the repo moved
+    write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_B)  # the repo moved
     _follows(resolved, _ids_by_role(_jobs(HUB_STUDY)), "pythia-70m")
 
 
 def test_pinning_the_resolved_commit_keeps_the_ids_and_another_changes_them(
     hf_cache: Path,
 ) -> None:
-    _write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_A)
+    write_ref(hf_cache, "model", "EleutherAI/pythia-70m", "main", COMMIT_A)
     resolved = _ids_by_role(_jobs(HUB_STUDY))
     same = {**HUB_STUDY, "models": [{"name": "pythia-70m", "revision": COMMIT_A}, "pythia-160m"]}
     assert _ids_by_role(_jobs(same)) == resolved
@@ -83,10 +72,10 @@ def test_dataset_revisions_enter_the_ids_and_the_parquet_branch_is_its_own(
 ) -> None:
     before = _ids_by_role(_jobs(HUB_STUDY))
     # dream is read from the hub's parquet conversion: a new commit on main changes nothing
-    _write_ref(hf_cache, "dataset", "dataset-org/dream", "main", COMMIT_A)
+    write_ref(hf_cache, "dataset", "dataset-org/dream", "main", COMMIT_A)
     assert _ids_by_role(_jobs(HUB_STUDY)) == before
-    _write_ref(hf_cache, "dataset", "dataset-org/dream", "refs/convert/parquet", COMMIT_B)
-    _write_ref(hf_cache, "dataset", "google/boolq", "main", COMMIT_A)
+    write_ref(hf_cache, "dataset", "dataset-org/dream", "refs/convert/parquet", COMMIT_B)
+    write_ref(hf_cache, "dataset", "google/boolq", "main", COMMIT_A)
     after = _ids_by_role(_jobs(HUB_STUDY))
     assert all(after[role] != before[role] for role in before)  # every job reads a dataset
     study = resolve(parse_spec(HUB_STUDY))
@@ -113,8 +102,8 @@ def test_unresolved_hub_inputs_give_one_warning_and_are_recorded_so(
 
 
 def test_the_plan_and_each_result_record_the_revisions(hf_cache: Path) -> None:
-    _write_ref(hf_cache, "model", "EleutherAI/pythia-160m", "main", COMMIT_B)
-    _write_ref(hf_cache, "dataset", "google/boolq", "main", COMMIT_A)
+    write_ref(hf_cache, "model", "EleutherAI/pythia-160m", "main", COMMIT_B)
+    write_ref(hf_cache, "dataset", "google/boolq", "main", COMMIT_A)
     data = {**HUB_STUDY, "models": [{"name": "pythia-70m", "revision": COMMIT_A}, "pythia-160m"]}
     study = resolve(parse_spec(data))
     record = plan_record(study, plan_jobs(study), {})["inputs"]
@@ -142,7 +131,7 @@ def test_loaders_read_the_revision_in_the_ids(
     snapshot = hf_cache / "models--EleutherAI--pythia-70m" / "snapshots" / COMMIT_A
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text('{"model_type": "gpt_neox"}')
-    _write_ref(hf_cache, "dataset", "dataset-org/dream", "refs/convert/parquet", COMMIT_B)
+    write_ref(hf_cache, "dataset", "dataset-org/dream", "refs/convert/parquet", COMMIT_B)
     data = {**HUB_STUDY, "models": [{"name": "pythia-70m", "revision": COMMIT_A}, "pythia-160m"]}
     study = resolve(parse_spec(data))
     assert Path(study.cards["pythia-70m"].resolve_path()) == snapshot
