@@ -72,8 +72,8 @@ def _missing(
         state, _ = job_state(store, job_id, None, alive)
         error = ""
         if state == "failed":
-            lines = (store.read_error(job_id) or "").strip().splitlines()
-            error = lines[0] if lines else "unknown error"
+            record = store.read_error(job_id)
+            error = record.line if record is not None else "unknown error"
         missing.append(MissingJob(str(job["stage"]), str(job["title"]), state, error))
     return missing
 

@@ -17,17 +17,18 @@ from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.integrity import send_back_broken_jobs
-from w2s_ray.study.plan import STAGES, Job, Study, plan_jobs, resolve
-from w2s_ray.study.store import StudyStore, is_users_error
+from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
+from w2s_ray.study.scheduling import schedule
+from w2s_ray.study.store import StudyStore
 from w2s_ray.study.writes import (
     StudyWriteError,
     check_writable,
     is_write_failure,
-    shorten_tune_write_failures,
     write_failure,
 )
 
 UPSTREAM_FAILED = "not run: an upstream job failed"
+STATES = ("done", "running", "failed", "pending")
 
 
 @dataclass
@@ -36,21 +37,34 @@ class StageProgress:
 
     jobs: dict[str, list[Job]]
     state: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(init=False)
+    stage_of: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # counted as events arrive: a study of thousands of jobs redraws in constant time
+        self.stage_of = {j.job_id: stage for stage, jobs in self.jobs.items() for j in jobs}
+        self.counts = {
+            stage: {**dict.fromkeys(STATES, 0), "pending": len(jobs)}
+            for stage, jobs in self.jobs.items()
+        }
 
     def set(self, job_id: str, status: str) -> None:
+        counts = self.counts[self.stage_of[job_id]]
+        counts[self.state.get(job_id, "pending")] -= 1
+        counts[status] += 1
         self.state[job_id] = status
 
     def table(self) -> Table:
         table = Table(title="w2s-ray study progress")
-        for column in ("stage", "done", "running", "failed", "pending"):
+        for column in ("stage", *STATES):
             table.add_column(column, justify="right" if column != "stage" else "left")
         for stage, jobs in self.jobs.items():
-            if not jobs:
-                continue
-            states = [self.state.get(j.job_id, "pending") for j in jobs]
-            counts = [states.count(s) for s in ("done", "running", "failed", "pending")]
-            table.add_row(stage, *map(str, counts))
+            if jobs:
+                table.add_row(stage, *(str(self.counts[stage][s]) for s in STATES))
         return table
+
+    def __rich__(self) -> Table:  # the live display redraws from this at its own pace
+        return self.table()
 
 
 @dataclass
@@ -222,9 +236,9 @@ def _run_study(
     check_study_dir(store, spec)
     check_not_running(store)
     check_writable(store)  # a read-only or full directory is refused before any compute
-    shorten_tune_write_failures()
+    from w2s_ray.study.job_task import StudyExecutor
     from w2s_ray.study.ray_session import start_ray
-    from w2s_ray.study.stages import run_stage
+    from w2s_ray.study.scheduler import Scheduler
 
     data_rows = prepare(study, console)  # data and model problems surface before Ray starts
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
@@ -237,6 +251,7 @@ def _run_study(
     sees_cache = not (address or "").startswith("ray://")  # a Ray Client's cache is its own
     for note in send_back_broken_jobs(every_job, study, store, sees_cache):
         console.print(f"[yellow]{note}[/yellow]")
+    executor = StudyExecutor(study, store.location)
     progress = StageProgress(stages)
     for jobs in stages.values():
         for job in jobs:
@@ -244,47 +259,20 @@ def _run_study(
                 progress.set(job.job_id, "done")
     with (
         Heartbeat(store, address, cluster),
-        Live(progress.table(), console=console, refresh_per_second=2, transient=False) as live,
+        Live(progress, console=console, refresh_per_second=2, transient=False) as live,
     ):
-
-        def on_event(job_id: str, status: str) -> None:
-            progress.set(job_id, status)
-            live.update(progress.table())
-
-        tried: set[str] = set()
-        while True:  # passes until nothing can run: a bootstrap rung waits for the one before
-            ran = False
-            for stage in STAGES:
-                runnable = {
-                    j.job_id
-                    for j in stages[stage]
-                    if progress.state.get(j.job_id) != "done"
-                    and j.job_id not in tried  # a job that failed in this run stays failed
-                    and all(progress.state.get(d) == "done" for d in j.deps)
-                }
-                if not runnable:
-                    continue
-                ran = True
-                tried |= runnable
-                run_stage(stage, stages[stage], runnable, study, store, on_event)
-                for job_id in runnable:  # trust the files, not the callbacks
-                    progress.set(job_id, "done" if store.is_done(job_id) else "failed")
-                live.update(progress.table())
-                stop_on_write_failure(store, runnable)
-            if not ran:
-                break
+        done = {j for j, state in progress.state.items() if state == "done"}
+        nodes = schedule(study, every_job, cluster)
+        scheduler = Scheduler(nodes, executor, done=done, on_event=progress.set)
+        scheduler.run()
+        live.refresh()
     console.line()  # a piped log would otherwise glue the next table to this one's last line
-    return finish(study, stages, store, progress)
-
-
-def stop_on_write_failure(store: StudyStore, job_ids: set[str]) -> None:
-    """A job that could not write its files means every later job would fail the same way:
-    stop the study with that job's message rather than train on into a full disk."""
-    for job_id in sorted(job_ids):
-        error = store.read_error(job_id) or ""
-        if error.startswith(f"{StudyWriteError.__name__}: "):
-            raise StudyWriteError(error.split(": ", 1)[1].splitlines()[0])
+    if scheduler.stopped is not None:
+        # a job could not write its files: every later job would fail alike, so the study
+        # stops with that job's message rather than train on into a full disk
+        raise StudyWriteError(scheduler.stopped.message)
     check_writable(store)
+    return finish(study, stages, store, progress)
 
 
 def finish(
@@ -304,8 +292,8 @@ def finish(
         for job in jobs:
             if not store.is_done(job.job_id):
                 error = store.read_error(job.job_id)
-                failures[job.title] = (error or UPSTREAM_FAILED).splitlines()[0]
-                crashed = crashed or (error is not None and not is_users_error(error))
+                failures[job.title] = error.line if error is not None else UPSTREAM_FAILED
+                crashed = crashed or (error is not None and error.kind == "crash")
     where = store.root if store.is_local else store.location
     users = bool(failures) and not crashed and any(e != UPSTREAM_FAILED for e in failures.values())
     return StudyOutcome(where, results, pgr, failures, report_error, users)

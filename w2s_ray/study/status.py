@@ -9,7 +9,7 @@ from pathlib import Path
 
 from w2s_ray.errors import UserError
 from w2s_ray.study.heartbeat import elapsed_seconds, is_alive
-from w2s_ray.study.store import StudyStore
+from w2s_ray.study.store import ERROR_FILE, StudyStore
 
 STATES = ("done", "running", "failed", "pending")
 
@@ -57,7 +57,7 @@ def job_state(
     if result is not None:
         return "done", False
     started = store.read_json(store.job_file(job_id, "started.json"))
-    errored_at = store.mtime(store.job_file(job_id, "error.txt"))
+    errored_at = store.mtime(store.job_file(job_id, ERROR_FILE))
     errored_after_start = errored_at is not None and (
         started is None or errored_at >= float(started["started_at"])
     )
@@ -116,8 +116,9 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
             if result is not None and isinstance(result.get("wall_seconds"), (int, float)):
                 seconds.append(float(result["wall_seconds"]))
             elif state == "failed":
-                error = (store.read_error(job["job_id"]) or "").strip().splitlines()
-                status.errors.append((job["title"], error[0] if error else "unknown error"))
+                record = store.read_error(job["job_id"])
+                line = record.line if record is not None else "unknown error"
+                status.errors.append((job["title"], line))
         status.mean_seconds = sum(seconds) / len(seconds) if seconds else None
         status.slots = _slots(jobs[0].get("resources", {}), cluster) if cluster else 1
         stages.append(status)

@@ -21,7 +21,9 @@ import pyarrow.fs as pafs
 
 from analysis.schema import RESULT_COLUMNS  # defined once there; importable from here too
 from w2s_ray.cache import atomic_write_bytes
+from w2s_ray.study.outcome import JobError
 
+ERROR_FILE = "error.json"
 EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
 
 
@@ -151,7 +153,7 @@ class StudyStore:
 
     def write_result(self, job_id: str, result: dict[str, Any]) -> None:
         self.write_json(self.job_file(job_id, "result.json"), {"job_id": job_id, **result})
-        self.delete(self.job_file(job_id, "error.txt"))  # an earlier try's
+        self.delete(self.job_file(job_id, ERROR_FILE))  # an earlier try's
 
     def mark_started(self, job_id: str) -> None:
         """Who runs the job since when: `status` tells running, interrupted and retried jobs."""
@@ -166,12 +168,15 @@ class StudyStore:
             },
         )
 
-    def write_error(self, job_id: str, message: str) -> None:
-        self.write_bytes(self.job_file(job_id, "error.txt"), message.encode())
+    def write_error(self, job_id: str, error: JobError) -> None:
+        self.write_bytes(self.job_file(job_id, ERROR_FILE), error.to_json())
 
-    def read_error(self, job_id: str) -> str | None:
-        data = self.read_bytes(self.job_file(job_id, "error.txt"))
-        return data.decode(errors="replace") if data is not None else None
+    def read_error(self, job_id: str) -> JobError | None:
+        """How the job's last try ended, if it failed (a damaged record reads as a crash)."""
+        data = self.read_bytes(self.job_file(job_id, ERROR_FILE))
+        if data is None:
+            return None
+        return JobError.from_json(data) or JobError("crash", "its error.json is unreadable")
 
     # ---- study -------------------------------------------------------------------------
     def write_plan(self, plan: dict[str, Any]) -> None:
@@ -195,12 +200,6 @@ class StudyStore:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
         self.write_bytes(rel, buffer.getvalue())
-
-
-def is_users_error(error: str) -> bool:
-    """An error file holds a bare message for what the user must fix (a diverging loss, a bad
-    input: rerunning would fail alike) and a traceback after it for a crash."""
-    return "Traceback (most recent call last)" not in error
 
 
 def results_frame(results: Iterable[dict[str, Any] | None]) -> pl.DataFrame:

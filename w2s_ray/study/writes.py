@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import socket
 from pathlib import Path
@@ -84,22 +83,3 @@ def check_writable(store: StudyStore) -> None:
         for folder in made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
-
-
-class ShortWriteFailures(logging.Filter):
-    """Tune logs each state save that fails with its traceback; for a full or read-only
-    disk one line is enough, and the driver's own error says what to do."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, OSError) and exc.errno in _DISK_ONLY:
-            record.msg = f"{record.getMessage().rstrip(': ')}: {exc}"
-            record.args, record.exc_info, record.exc_text = None, None, None
-        return True
-
-
-def shorten_tune_write_failures() -> None:
-    # the Ray Tune module that saves experiment state into the study directory
-    logger = logging.getLogger("ray.tune.execution.experiment_state")
-    if not any(isinstance(f, ShortWriteFailures) for f in logger.filters):
-        logger.addFilter(ShortWriteFailures())

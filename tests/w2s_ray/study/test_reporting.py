@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from analysis.schema import DATA_COUNTS_SCHEMA
 from w2s_ray.cli import app
+from w2s_ray.study.outcome import JobError
 from w2s_ray.study.store import StudyStore
 
 COMPUTE = {"small": 1e15, "medium": 1e16, "large": 1e17}
@@ -60,7 +61,9 @@ def _running_study(root: Path) -> StudyStore:
                 store.mark_started(job_id)
             elif method == "logconf" and seed == 1:
                 store.mark_started(job_id)
-                store.write_error(job_id, "FloatingPointError: loss became nan\ntrace")
+                store.write_error(
+                    job_id, JobError("user", "loss became nan", "", "FloatingPointError")
+                )
             else:
                 result = _result(
                     "student",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from w2s_ray.errors import UserError
+from w2s_ray.study.outcome import JobError
 from w2s_ray.study.status import read_status
 from w2s_ray.study.store import StudyStore
 
@@ -50,10 +51,12 @@ def _files(store: StudyStore) -> None:
         store.write_result(f"student-{i}", {"stage": "student", "wall_seconds": wall})
     store.mark_started("student-2")  # running (or interrupted)
     store.mark_started("student-3")
-    store.write_error("student-3", "FloatingPointError: loss became nan\n\nmore")
-    store.write_error("student-4", "RuntimeError: crashed")
+    store.write_error(
+        "student-3", JobError("user", "loss became nan\n\nmore", "", "FloatingPointError")
+    )
+    store.write_error("student-4", JobError("crash", "crashed", "Traceback", "RuntimeError"))
     past = time.time() - 30
-    os.utime(store.root / "jobs" / "student-4" / "error.txt", (past, past))
+    os.utime(store.root / "jobs" / "student-4" / "error.json", (past, past))
     store.mark_started("student-4")  # retried after its error: running again
 
 

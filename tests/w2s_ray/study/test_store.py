@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from w2s_ray.study import artifacts
+from w2s_ray.study.outcome import JobError
 from w2s_ray.study.store import StudyStore, results_frame
 
 
@@ -20,8 +21,9 @@ def store(request, tmp_path) -> StudyStore:
 def test_results_errors_and_attempts_round_trip(store):
     assert store.read_result("job-a") is None
     store.mark_started("job-a")
-    store.write_error("job-a", "RuntimeError: boom")
-    assert store.read_error("job-a") == "RuntimeError: boom"
+    store.write_error("job-a", JobError("crash", "boom", "Traceback ...", "RuntimeError"))
+    assert store.read_error("job-a") == JobError("crash", "boom", "Traceback ...", "RuntimeError")
+    assert store.read_error("job-a").line == "RuntimeError: boom"
     store.mark_started("job-a")
     assert store.read_json(store.job_file("job-a", "started.json"))["attempt"] == 2
     store.write_result("job-a", {"stage": "student", "test_accuracy": 0.75})

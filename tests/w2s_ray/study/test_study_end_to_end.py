@@ -125,11 +125,14 @@ def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest
     assert len(gt_failures) == 2
     for error in gt_failures.values():
         assert error.startswith("FloatingPointError: loss became") and "learning rate" in error
-    # the features before it are kept, and the failure is recorded without a traceback
+    # the features before it are kept, and the failure is recorded as the input's fault
     assert not any(t.startswith("features") for t in outcome.failures)
-    error_files = list((tmp_path / "nan" / "jobs").glob("ground_truth-*/error.txt"))
+    error_files = list((tmp_path / "nan" / "jobs").glob("ground_truth-*/error.json"))
     assert len(error_files) == 2
-    assert all("Traceback" not in f.read_text() for f in error_files)
+    for path in error_files:
+        record = json.loads(path.read_text())
+        assert record["kind"] == "user" and record["error_type"] == "FloatingPointError"
+        assert record["detail"] == "" and "loss became" in record["message"]
     # the command line: exit 2 (the input's fault), a line per cause naming it and the fix
     assert outcome.failures_are_users
     with pytest.raises(typer.Exit) as stop:
@@ -142,14 +145,14 @@ def test_a_diverging_loss_fails_its_jobs_with_a_clear_message_and_keeps_the_rest
 
 
 def test_a_study_directory_given_as_a_uri(ray_session, tiny_models, toy_dataset, tmp_path):
-    # file:// goes through the same pyarrow-URI path as s3:// and gs:// (Tune included)
+    # file:// goes through the same pyarrow-URI path as s3:// and gs://
     data = _spec(tiny_models, toy_dataset, "probe", "tiny-uri")
     data.update(seeds=[0], methods=["xent"])
     uri = f"file://{tmp_path}/by-uri"
     outcome = run_study(parse_spec(data), uri, console=_quiet())
     assert outcome.failures == {} and outcome.study_dir == tmp_path / "by-uri"  # it is local
     assert (tmp_path / "by-uri" / "results.parquet").exists()
-    assert (tmp_path / "by-uri" / "tune" / "student").is_dir()
+    assert list((tmp_path / "by-uri" / "jobs").glob("student-*/result.json"))
     from w2s_ray.study.status import read_status
 
     assert [s.counts["done"] for s in read_status(uri).stages] == [2, 2, 1, 1]

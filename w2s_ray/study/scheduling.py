@@ -1,0 +1,32 @@
+"""A study's jobs as the scheduler sees them: dependencies, resources, estimated time, and
+which short jobs may share a task."""
+
+from __future__ import annotations
+
+from w2s_ray.study.cost import job_seconds
+from w2s_ray.study.job_task import JobPayload
+from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.resources import job_resources, worker_plan
+from w2s_ray.study.scheduler import Node
+
+HEAD_ONLY = {"CPU": 1.0}  # a probe head or a label lookup on cached features
+
+
+def schedule(study: Study, jobs: list[Job], cluster: dict[str, float]) -> list[Node]:
+    gpus = cluster.get("GPU", 0.0) >= 1
+    nodes = []
+    for job in jobs:
+        resources = job_resources(job, study, cluster)
+        # probe heads of one dataset run several to a task: its splits and features load once
+        batch = job.dataset if resources == HEAD_ONLY else None
+        nodes.append(
+            Node(
+                key=job.job_id,
+                deps=job.deps,
+                resources=resources,
+                seconds=job_seconds(job, study, gpus),
+                batch=batch,
+                payload=JobPayload(job, worker_plan(job, study, cluster)),
+            )
+        )
+    return nodes
