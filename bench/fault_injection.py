@@ -96,7 +96,7 @@ def kill_driver(proc: subprocess.Popen) -> None:
 
 
 def trial_workers(proc: subprocess.Popen) -> list[psutil.Process]:
-    """The Ray worker processes under this driver that run a Tune trial right now."""
+    """The Ray worker processes under this driver that run study jobs right now."""
     try:
         children = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -104,7 +104,7 @@ def trial_workers(proc: subprocess.Popen) -> list[psutil.Process]:
     found = []
     for child in children:
         with contextlib.suppress(psutil.Error):
-            if child.cmdline()[:1] and child.cmdline()[0].startswith("ray::ImplicitFunc"):
+            if child.cmdline()[:1] and child.cmdline()[0].startswith("ray::run_jobs_on_"):
                 found.append(child)
     return found
 

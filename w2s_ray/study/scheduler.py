@@ -60,18 +60,17 @@ class Executor(Protocol):
     def __call__(self, payloads: list[Any]) -> list[JobError | None]: ...
 
 
-def _execute(executor: Executor, payloads: list[Any]) -> list[JobError | None]:
-    return executor(payloads)
-
-
+# A worker running jobs shows as `ray::run_jobs_on_cpu` / `ray::run_jobs_on_gpu` in `ps`.
 # CPU tasks reuse pooled worker processes (loaded libraries and caches stay warm); a GPU
 # task gets a fresh process (max_calls=1), so a worker never keeps a CUDA context on a
 # device Ray later gives to someone else.
-_on_cpu = ray.remote(max_retries=MAX_FAILURES)(_execute)
+@ray.remote(max_retries=MAX_FAILURES)
+def run_jobs_on_cpu(executor: Executor, payloads: list[Any]) -> list[JobError | None]:
+    return executor(payloads)
 
 
 @ray.remote(num_gpus=1, max_retries=MAX_FAILURES)
-def _on_gpu(executor: Executor, payloads: list[Any]) -> list[JobError | None]:
+def run_jobs_on_gpu(executor: Executor, payloads: list[Any]) -> list[JobError | None]:
     return executor(payloads)
 
 
@@ -269,7 +268,7 @@ class Scheduler:
             options["memory"] = resources.pop("memory")
         if resources:
             options["resources"] = resources
-        remote = _on_gpu if options["num_gpus"] else _on_cpu
+        remote = run_jobs_on_gpu if options["num_gpus"] else run_jobs_on_cpu
         payloads = [self.nodes[k].payload for k in keys]
         ref = remote.options(**options).remote(self._executor_ref, payloads)
         self._running[ref] = (keys, shape)
