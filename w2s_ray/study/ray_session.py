@@ -100,6 +100,9 @@ def start_ray(
         return
     _keep_on_loopback()
     ray.init(
+        # a new Ray of our own: without "local", ray.init joins whatever cluster `ray start`
+        # (or ray.cluster_utils) last left on this machine, and refuses num_cpus there
+        address="local",
         num_cpus=num_cpus,
         object_store_memory=OBJECT_STORE_BYTES,
         include_dashboard=dashboard,
