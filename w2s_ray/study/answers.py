@@ -14,8 +14,9 @@ from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
 from w2s_ray.infer.hf import greedy_answers, tokenize
 from w2s_ray.study import artifacts
+from w2s_ray.study.graph import Job
 from w2s_ray.study.lm_jobs import cached_lm_finetune
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.model import load_backbone_tokenizer
 
@@ -103,7 +104,8 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict
     examples = splits.student_train + splits.test
     written = artifacts.load_answers(job.job_id)
     if written is None:
-        supervisor = artifacts.finished_backbone(job.deps[0])
+        assert job.supervisor is not None
+        supervisor = artifacts.finished_backbone(job.supervisor)
         artifacts.save_answers(job.job_id, answer(study, job.dataset, str(supervisor), examples))
         written = artifacts.load_answers(job.job_id)
     assert written is not None
@@ -112,7 +114,8 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict
 
 def run_student(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:
     """The strong model learns the weak answers; scored on the true ones."""
-    label_job = next(d for d in job.deps if d.startswith("label-"))
+    label_job = job.labels
+    assert label_job is not None
     weak = artifacts.load_answers(label_job)
     if weak is None:
         raise RuntimeError(f"weak answers {label_job} are missing; rerun the study to rebuild")

@@ -7,7 +7,8 @@ nominal rate: below about 0.5B parameters a GPU step is bound by kernel launches
 from __future__ import annotations
 
 from w2s_ray.study.estimate import job_cost
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 
 HEAD_SECONDS = 0.5  # a probe head or a label lookup on cached features (measured on CPU)
 CPU_FLOPS = 0.1e12  # fp32 matmul rate of one of the build machine's cores pair

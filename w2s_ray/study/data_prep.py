@@ -16,7 +16,7 @@ from w2s_ray.data import PoolAndTest, Splits, halves, select_pool_and_test
 from w2s_ray.datasets import DATASETS, Example, TaskData, load_local_file
 from w2s_ray.errors import UserError
 from w2s_ray.spec import HubDataset, LocalDataset
-from w2s_ray.study.plan import Study
+from w2s_ray.study.resolve import Study
 from w2s_ray.truncation import (
     LadderTokenizers,
     conflicting_positions,

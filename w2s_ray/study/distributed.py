@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from w2s_ray.study.execute import Parallel, run_job
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.execute import run_job
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import WorkerPlan
 from w2s_ray.study.store import StudyStore
+from w2s_ray.study.training import Parallel
 from w2s_ray.train.state import ShardedState, shard_model
 
 WORKER_FAILURES = 2  # a lost worker restarts the group this often before the trial fails

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from w2s_ray.study.plan import BOOTSTRAP_FOLDS as FOLDS
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import job_resources, worker_plan
+from w2s_ray.study.stages.weak_labels import BOOTSTRAP_FOLDS as FOLDS
 
 DEFAULT_TFLOPS = 100.0  # one current datacenter GPU at ~35% utilisation in bf16
 UNCAPPED_TRAIN = 20_000  # assumed pool size when a study sets no n_train cap

@@ -19,7 +19,8 @@ from w2s_ray.models import ModelCard
 from w2s_ray.spec import HubDataset, HubModel, LocalDataset, StudySpec
 
 if TYPE_CHECKING:
-    from w2s_ray.study.plan import Job, Study
+    from w2s_ray.study.graph import Job
+    from w2s_ray.study.resolve import Study
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # inputs already warned about in this process
@@ -97,7 +98,7 @@ def model_record(study: Study, name: str) -> dict[str, Any]:
 
 def dataset_record(study: Study, name: str) -> dict[str, Any]:
     """Where a dataset's rows came from, for people: the file's digest, or hub repo and revision."""
-    from w2s_ray.study.plan import dataset_identity
+    from w2s_ray.study.resolve import dataset_identity
 
     ref = study.dataset_ref(name)
     if isinstance(ref, LocalDataset):

@@ -15,7 +15,8 @@ import struct
 from typing import BinaryIO
 
 from w2s_ray.study import artifacts
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.store import StudyStore
 
 RESULT = "result.json"
@@ -37,7 +38,7 @@ def safetensors_intact(handle: BinaryIO, size: int) -> bool:
     return 8 + header_len + max(ends, default=0) == size
 
 
-def _store_weights_intact(store: StudyStore, rel: str) -> bool:
+def store_weights_intact(store: StudyStore, rel: str) -> bool:
     info = store.fs.get_file_info(store.file_path(rel))
     if info.size is None:
         return False
@@ -45,7 +46,7 @@ def _store_weights_intact(store: StudyStore, rel: str) -> bool:
         return safetensors_intact(handle, info.size)
 
 
-def _cached_features_intact(job_id: str) -> bool:
+def cached_features_intact(job_id: str) -> bool:
     path = artifacts.features_path(job_id)
     if not path.is_file():
         return False
@@ -54,25 +55,12 @@ def _cached_features_intact(job_id: str) -> bool:
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool = True) -> bool:
-    """Whether what `job` left for the jobs after it can still be read. A driver that does
-    not see the cluster's cache (attached over `ray://`) checks only the study's files."""
-    if job.stage == "ground_truth" and job.dataset not in study.answer_tasks:
-        weights = store.job_file(job.job_id, "model.safetensors")
-        predictions = artifacts.load_test_predictions(store, job.job_id)
-        return _store_weights_intact(store, weights) and predictions is not None
-    if not sees_cache:
-        return True
-    if job.stage == "features":
-        return _cached_features_intact(job.job_id)
-    if job.stage == "generative" or (
-        job.stage == "ground_truth" and job.dataset in study.answer_tasks
-    ):
-        return artifacts.load_backbone_record(job.job_id) is not None
-    if job.stage == "label" and job.dataset in study.answer_tasks:
-        return artifacts.load_answers(job.job_id) is not None
-    if job.stage in ("label", "bootstrap"):
-        return artifacts.load_labels(job.job_id) is not None
-    return True  # students and baselines leave nothing another job reads
+    """Whether what `job` left for the jobs after it can still be read (its stage knows
+    what that is). A driver that does not see the cluster's cache (attached over `ray://`)
+    checks only the study's files."""
+    from w2s_ray.study.stages import stage_of
+
+    return stage_of(job).outputs_intact(job, study, store, sees_cache)
 
 
 def _set_aside(store: StudyStore, job_id: str, suffix: str) -> None:

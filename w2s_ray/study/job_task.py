@@ -12,8 +12,9 @@ import traceback
 from dataclasses import dataclass
 
 from w2s_ray.errors import UserError
+from w2s_ray.study.graph import Job
 from w2s_ray.study.outcome import JobError
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import WorkerPlan
 from w2s_ray.study.store import StudyStore
 

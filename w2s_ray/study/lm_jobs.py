@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from w2s_ray.study import artifacts
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.generative import lm_finetune
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from w2s_ray.models import devices_for
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
 
 GIB = 1024**3
 TRAINING_STAGES = ("generative", "ground_truth", "bootstrap", "student")

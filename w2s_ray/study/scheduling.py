@@ -4,8 +4,9 @@ which short jobs may share a task."""
 from __future__ import annotations
 
 from w2s_ray.study.cost import job_seconds
+from w2s_ray.study.graph import Job
 from w2s_ray.study.job_task import JobPayload
-from w2s_ray.study.plan import Job, Study
+from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import job_resources, worker_plan
 from w2s_ray.study.scheduler import Node
 

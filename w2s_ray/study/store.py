@@ -21,10 +21,10 @@ import pyarrow.fs as pafs
 
 from analysis.schema import RESULT_COLUMNS  # defined once there; importable from here too
 from w2s_ray.cache import atomic_write_bytes
+from w2s_ray.study.graph import EVALUATED_STAGES
 from w2s_ray.study.outcome import JobError
 
 ERROR_FILE = "error.json"
-EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
 
 
 def is_uri(location: str | Path) -> bool:

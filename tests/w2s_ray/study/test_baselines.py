@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from w2s_ray.spec import parse_spec
 from w2s_ray.study import artifacts
-from w2s_ray.study.execute import splits_for
+from w2s_ray.study.data_prep import splits_for
 from w2s_ray.study.plan import plan_jobs, resolve
 from w2s_ray.study.runner import run_study
 

@@ -11,10 +11,12 @@ import torch
 
 from w2s_ray.errors import UserError
 from w2s_ray.spec import parse_spec
-from w2s_ray.study import artifacts, plan
-from w2s_ray.study.execute import run_job, splits_for
+from w2s_ray.study import artifacts
+from w2s_ray.study.data_prep import splits_for
+from w2s_ray.study.execute import run_job
 from w2s_ray.study.plan import plan_jobs, resolve
 from w2s_ray.study.selection import BestEpoch, held_out
+from w2s_ray.study.stages import weak_labels
 from w2s_ray.study.store import StudyStore, results_frame
 from w2s_ray.train.inputs import FeatureInputs
 from w2s_ray.train.model import ProbeClassifier
@@ -65,8 +67,8 @@ def test_bootstrap_plans_a_chain_through_every_rung_between(tiny_ladder, toy_dat
 def test_a_rungs_identity_holds_its_number_of_folds(tiny_ladder, toy_dataset, monkeypatch):
     study = resolve(parse_spec(_spec(tiny_ladder, toy_dataset)))
     (rung,) = plan_jobs(study)["bootstrap"]
-    assert rung.key["folds"] == plan.BOOTSTRAP_FOLDS >= 4
-    monkeypatch.setattr(plan, "BOOTSTRAP_FOLDS", 3)
+    assert rung.key["folds"] == weak_labels.BOOTSTRAP_FOLDS >= 4
+    monkeypatch.setattr(weak_labels, "BOOTSTRAP_FOLDS", 3)
     stages = plan_jobs(study)
     (other,) = stages["bootstrap"]
     assert other.key["folds"] == 3 and other.job_id != rung.job_id
@@ -163,7 +165,7 @@ def test_bootstrap_rung_labels_out_of_fold_and_the_student_learns_them(ran_study
     assert rung_result["stage"] == "bootstrap" and rung_result["chain"] == "tiny-s>tiny-m"
     # each fold model learned from all folds but its own: about 3/4 of the student half
     pool = len(splits_for(study, "toy", 0).student_train)
-    assert rung_result["n_folds"] == plan.BOOTSTRAP_FOLDS and rung_result["n_pool"] == pool
+    assert rung_result["n_folds"] == weak_labels.BOOTSTRAP_FOLDS and rung_result["n_pool"] == pool
     assert 0.7 * pool <= rung_result["n_train"] < pool
     assert 0.5 < rung_result["test_accuracy"] <= 1.0
     labels = artifacts.load_labels(rung.job_id)

@@ -1,0 +1,62 @@
+"""The job graph's vocabulary: a Job with typed inputs, its content-hash id, and the stage
+list, defined once. Light on purpose: `status` imports it without torch or registries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAN_VERSION = 2  # bump when a code change alters results, so old job ids stop matching
+# The stages in the order their jobs can first run; w2s_ray.study.stages has a module each.
+STAGES = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
+# Stages whose jobs are scored on the test set: a row each in results.parquet.
+EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    stage: str
+    dataset: str
+    model: str  # the model this job runs (the student's strong model; the labeler's weak one)
+    seed: int | None = None
+    weak_model: str | None = None
+    method: str | None = None
+    key: dict[str, Any] = field(default_factory=dict, compare=False)
+    chain: tuple[str, ...] = ()  # bootstrapping: the models labels passed through, weak first
+    # What the job reads, each the id of the job that makes it:
+    labels: str | None = None  # labels it trains on (a label job or a bootstrap rung), or
+    # shows as demonstrations (a weak few-shot baseline)
+    supervisor: str | None = None  # the ground-truth job whose model labels (label jobs)
+    ceiling: str | None = None  # the strong ceiling a weak few-shot baseline compares with
+    features: str | None = None  # frozen features (probe mode)
+    backbone: str | None = None  # a generative job whose fine-tuned model this job starts from
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Every job that must finish first: derived from the typed inputs, never set."""
+        inputs = (self.labels, self.supervisor, self.ceiling, self.features, self.backbone)
+        return tuple(i for i in inputs if i is not None)
+
+    @property
+    def title(self) -> str:
+        pair = f"{self.weak_model}→{self.model}" if self.weak_model else self.model
+        if len(self.chain) > 2:
+            pair = "→".join(self.chain)
+        if self.backbone is not None:
+            pair += " (generative)"
+        parts = [
+            self.stage,
+            self.dataset,
+            pair,
+            self.method,
+            None if self.seed is None else f"seed {self.seed}",
+        ]
+        return " ".join(p for p in parts if p)
+
+
+def job_id(stage: str, key: dict[str, Any]) -> str:
+    blob = json.dumps({"v": PLAN_VERSION, "stage": stage, **key}, sort_keys=True, default=str)
+    return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"

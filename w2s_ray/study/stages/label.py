@@ -1,0 +1,90 @@
+"""Each weak supervisor labels the student half and the test set: soft labels (its class
+probabilities), cached across studies by job id; an answer task's supervisor writes answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from w2s_ray.infer.backend import ClassifierRef
+from w2s_ray.study import answers, artifacts
+from w2s_ray.study.data_prep import splits_for
+from w2s_ray.study.graph import Job, job_id
+from w2s_ray.study.resolve import Study
+from w2s_ray.study.stages.base import DatasetPlan
+from w2s_ray.study.store import StudyStore
+from w2s_ray.study.training import (
+    Parallel,
+    backend,
+    classifier_for,
+    inputs_for,
+    metrics_of,
+    n_cut,
+    probs_of,
+)
+from w2s_ray.train.loop import predict_probs
+
+NAME = "label"
+TRAINS = False  # a forward pass of the supervisor: a device in finetune mode (resources.py)
+INFERS = False
+
+
+def plan(p: DatasetPlan) -> list[Job]:
+    jobs = []
+    for seed in p.study.spec.seeds:
+        for weak in sorted({w for w, _ in p.study.pairs}):
+            supervisor = p.ground_truth[weak, seed]
+            key = {"supervisor": supervisor.job_id}
+            label = Job(
+                job_id(NAME, key),
+                NAME,
+                p.dataset,
+                weak,
+                seed,
+                key=key,
+                supervisor=supervisor.job_id,
+                features=supervisor.features,
+            )
+            p.labels[weak, seed] = label
+            jobs.append(label)
+    return jobs
+
+
+def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any]:
+    splits = splits_for(study, job.dataset, job.seed or 0)
+    if job.dataset in study.answer_tasks:
+        return answers.run_label(job, study, store, splits)
+    examples = splits.student_train + splits.test
+    assert job.supervisor is not None
+    soft = artifacts.load_labels(job.job_id)
+    if soft is None:
+        weights_file = store.job_file(job.supervisor, "model.safetensors")
+        if study.spec.mode == "finetune":  # a fine-tuned backbone: an inference backend's job
+            card = study.cards[job.model]
+            weights = store.read_bytes(weights_file)
+            if weights is None:
+                raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
+            classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
+            texts = [ex.text for ex in examples]
+            max_length = study.max_length(job.dataset)
+            probs = backend(study).label(classifier, texts, max_length=max_length)
+        else:  # a linear head on cached features: nothing to gain from an engine
+            inputs = inputs_for(study, job, examples)
+            model = classifier_for(study, job, inputs)
+            model.load_state_dict(artifacts.load_weights(store, weights_file))
+            probs = predict_probs(model, inputs)
+        artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)
+        soft = artifacts.load_labels(job.job_id)  # as stored: what students will train on
+    assert soft is not None
+    return {
+        **metrics_of(probs_of(soft, splits.test), splits.test),
+        "n_train": len(splits.student_train),
+        "n_cut": n_cut(study, job, examples),
+    }
+
+
+def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
+    if not sees_cache:
+        return True
+    if job.dataset in study.answer_tasks:
+        return artifacts.load_answers(job.job_id) is not None
+    return artifacts.load_labels(job.job_id) is not None

@@ -1,0 +1,230 @@
+"""What the classifier stages share: a job's inputs and model, training on (soft) targets
+with epoch selection and checkpoints, and scoring. No Ray here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from w2s_ray.datasets import Example
+from w2s_ray.infer.backend import InferenceBackend, get_backend
+from w2s_ray.infer.hf import pick_device
+from w2s_ray.spec import MethodSpec
+from w2s_ray.study import artifacts, data_prep
+from w2s_ray.study.faults import FaultReporter
+from w2s_ray.study.graph import Job
+from w2s_ray.study.resolve import Study
+from w2s_ray.study.selection import BestEpoch, held_out
+from w2s_ray.study.store import StudyStore
+from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
+from w2s_ray.train.loop import fit, predict_probs
+from w2s_ray.train.metrics import accuracy, auroc
+from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
+from w2s_ray.train.state import StateAccess, WholeState, unwrapped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """This process's place in a multi-worker fine-tune; rank 0 of 1 when it trains alone.
+
+    `wrap` turns the model into its distributed form (DDP/FSDP, moved to this worker's
+    device) and `state` reads its weights back; the caller sets up the process group.
+    Only rank 0 writes files.
+    """
+
+    rank: int = 0
+    world: int = 1
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    state: StateAccess = field(default_factory=WholeState)
+
+
+ALONE = Parallel()
+
+
+def backend(study: Study) -> InferenceBackend:
+    return get_backend(study.spec.inference.backend, trust_remote_code=study.spec.trust_remote_code)
+
+
+def inputs_for(study: Study, job: Job, examples: list[Example]) -> Inputs:
+    if study.spec.mode == "probe":
+        feature_job = job.features
+        assert feature_job is not None, f"{job.title} has no features job"
+        loaded = artifacts.load_features(feature_job)
+        if loaded is None:
+            raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
+        rows, features = loaded
+        return FeatureInputs(features[[rows[ex.id] for ex in examples]])
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    ids = data_prep.encode(study, job.dataset, tokenizer, [ex.text for ex in examples])
+    return TokenInputs(ids, tokenizer.pad_token_id)
+
+
+def model_path(study: Study, job: Job) -> str:
+    """Where `job`'s model loads from: its card, or the generatively fine-tuned copy."""
+    if job.backbone is not None:
+        return str(artifacts.finished_backbone(job.backbone))
+    return study.cards[job.model].resolve_path()
+
+
+def classifier_for(study: Study, job: Job, inputs: Inputs) -> nn.Module:
+    """The model to train, on this process's device (a GPU when there is one)."""
+    if isinstance(inputs, FeatureInputs):
+        model: nn.Module = ProbeClassifier(inputs.features.shape[1])
+    else:
+        trust = study.spec.trust_remote_code
+        backbone = load_backbone(model_path(study, job), trust_remote_code=trust)[0]
+        model = FinetuneClassifier(backbone, study.cards[job.model].pooling)
+    return model.to(pick_device())
+
+
+def selection_for(
+    job: Job, method: MethodSpec | None, train: list[Example], targets: torch.Tensor
+) -> tuple[list[int], list[int], torch.Tensor] | None:
+    """(fit positions, validation positions, validation labels) when the method chooses its
+    epoch on held-out examples: weak labels (`weak_val`) or true ones (`oracle`)."""
+    if method is None or method.select == "last":
+        return None
+    fit_pos, val_pos = held_out(
+        [ex.id for ex in train], [ex.group for ex in train], method.val_fraction, job.seed or 0
+    )
+    if method.select == "oracle":
+        labels = torch.tensor([train[i].label for i in val_pos])
+    else:
+        labels = (targets[val_pos, 1] > 0.5).long()
+    return fit_pos, val_pos, labels
+
+
+def saved_weights(store: StudyStore, rel: str) -> dict[str, torch.Tensor] | None:
+    """Weights an earlier attempt finished training (then killed before its result)."""
+    if not store.exists(rel):
+        return None
+    try:
+        return artifacts.load_weights(store, rel)
+    except Exception as exc:
+        log.warning("weights %s are unreadable (%s); training again", store.uri(rel), exc)
+        return None
+
+
+def train_and_evaluate(
+    job: Job,
+    study: Study,
+    store: StudyStore,
+    train: list[Example],
+    targets: torch.Tensor,
+    evaluate: list[Example],
+    parallel: Parallel,
+    tag: str = "",
+) -> tuple[torch.Tensor, dict[str, Any]] | None:
+    """Train on `targets`, save the weights, return the probabilities on `evaluate` and what
+    was chosen (rank 0 only). `tag` names this model's files when a job trains several."""
+    torch.manual_seed(job.seed or 0)
+    method = study.method(job.method)
+    selection = selection_for(job, method, train, targets)
+    info: dict[str, Any] = {"selection": method.select if method else "last"}
+    fit_examples, fit_targets = train, targets
+    if selection is not None:
+        fit_pos = selection[0]
+        fit_examples, fit_targets = [train[i] for i in fit_pos], targets[fit_pos]
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    keep = data_prep.conflict_free_positions(
+        study,
+        job.dataset,
+        tokenizer,
+        [ex.text for ex in fit_examples],
+        (fit_targets[:, 1] > 0.5).long().tolist(),
+    )
+    info["n_dropped_conflicting"] = len(fit_examples) - len(keep)
+    if len(keep) < len(fit_examples):
+        fit_examples, fit_targets = [fit_examples[i] for i in keep], fit_targets[keep]
+    info["n_cut"] = data_prep.count_cut(
+        study, job.dataset, tokenizer, [ex.text for ex in train + evaluate]
+    )
+    weights_file = store.job_file(job.job_id, f"model{tag}.safetensors")
+    # every worker of a multi-worker fine-tune must train, or the others wait for ever
+    weights = saved_weights(store, weights_file) if parallel.world == 1 else None
+    model: nn.Module | None = None
+    if weights is None:
+        train_inputs = inputs_for(study, job, fit_examples)
+        model = classifier_for(study, job, train_inputs)
+        if parallel.wrap is not None:
+            model = parallel.wrap(model)
+        cfg = study.train_config(job.model, job.seed or 0, method)
+        checkpoint = store.job_file(job.job_id, f"checkpoint{tag}.pt")
+        checkpointer = artifacts.FileCheckpointer(store, checkpoint)
+        best = None
+        if selection is not None:
+            val_inputs = inputs_for(study, job, [train[i] for i in selection[1]])
+            best = BestEpoch(
+                store,
+                job.job_id,
+                tag,
+                val_inputs,
+                selection[2],
+                rank=parallel.rank,
+                access=parallel.state,
+            )
+            if parallel.rank == 0 and not store.exists(checkpoint):
+                best.reset()
+        fit(
+            model,
+            train_inputs,
+            fit_targets,
+            cfg,
+            checkpointer,
+            FaultReporter(store, job.stage),
+            shard=(parallel.rank, parallel.world),
+            state_access=parallel.state,
+            on_epoch_end=best,
+        )
+        if parallel.rank != 0 and not parallel.state.collective:
+            return None
+        weights = parallel.state.model_state(model)  # under FSDP every rank joins this gather
+        if parallel.rank != 0:
+            return None
+        if best is not None:
+            weights = best.chosen()[2]
+        artifacts.save_weights(store, weights_file, weights)
+        checkpointer.clear()
+        if checkpointer.resumed_from_step is not None:
+            log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
+            store.append_text(
+                store.job_file(job.job_id, "resumes.txt"),
+                f"resumed from step {checkpointer.resumed_from_step}\n",
+            )
+    if parallel.rank != 0:
+        return None
+    if selection is not None:
+        record = store.read_json(store.job_file(job.job_id, f"best{tag}.json")) or {}
+        info.update(selected_epoch=record.get("epoch"), selection_accuracy=record.get("score"))
+        store.delete(store.job_file(job.job_id, f"best{tag}.safetensors"))
+    eval_inputs = inputs_for(study, job, evaluate)
+    if model is None or selection is not None or parallel.state.collective:
+        # a whole, single-process copy with the chosen weights (a sharded model's forward
+        # would need every rank)
+        model = classifier_for(study, job, eval_inputs)
+        model.load_state_dict(weights)
+    return predict_probs(unwrapped(model), eval_inputs), info
+
+
+def probs_of(p1: dict[str, float], examples: list[Example]) -> torch.Tensor:
+    """[N, 2] class probabilities of `examples` from stored P(label 1) by example id."""
+    ones = torch.tensor([p1[ex.id] for ex in examples], dtype=torch.float32)
+    return torch.stack([1 - ones, ones], dim=1)
+
+
+def metrics_of(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
+    labels = torch.tensor([ex.label for ex in examples])
+    return {"test_accuracy": accuracy(probs, labels), "test_auroc": auroc(probs[:, 1], labels)}
+
+
+def n_cut(study: Study, job: Job, examples: list[Example]) -> int:
+    """How many of `examples` the job's model sees cut to max_length (their end kept)."""
+    tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
+    return data_prep.count_cut(study, job.dataset, tokenizer, [ex.text for ex in examples])
