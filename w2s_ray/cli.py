@@ -78,10 +78,15 @@ def _checked_spec(study: Path) -> StudySpec:
 
 
 def _check_names(spec: StudySpec, source: str) -> None:
+    _resolved(spec, source)
+
+
+def _resolved(spec: StudySpec, source: str) -> Study:
+    """The spec with its names resolved; an error names the file it came from."""
     from w2s_ray.study.plan import resolve
 
     try:
-        resolve(spec)
+        return resolve(spec)
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
 
@@ -197,7 +202,7 @@ def status(
     ],
 ) -> None:
     """Jobs done / running / failed / pending per stage, from the files alone."""
-    from w2s_ray.study.status import read_status
+    from w2s_ray.study.status import format_duration, read_status
 
     state = read_status(study_dir)
     driver = state.driver or {}
@@ -219,87 +224,44 @@ def status(
             stage.stage,
             *(str(stage.counts[s]) for s in ("done", "running", "failed")),
             pending,
-            _duration(stage.remaining_seconds),
+            format_duration(stage.remaining_seconds),
         )
     console.print(table)
     console.print(
-        f"elapsed {_duration(state.elapsed_seconds)}, estimated remaining "
-        f"{_duration(state.remaining_seconds)}"
+        f"elapsed {format_duration(state.elapsed_seconds)}, estimated remaining "
+        f"{format_duration(state.remaining_seconds)}"
     )
     for stage in state.stages:
         for title, error in stage.errors:
             console.print(f"[red]failed[/red] {title}: {error}", highlight=False)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 @app.command()
 def plan(
     study: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/quickstart.yaml")],
-    tflops: Annotated[
-        float, typer.Option(help="sustained TFLOP/s per device, for the device-hours estimate")
-    ] = 100.0,
+    devices: Annotated[
+        int, typer.Option(min=1, help="GPUs (CPUs with --cpu-only) to simulate the run on")
+    ] = 8,
     cpu_only: Annotated[
         bool, typer.Option(help="plan for a cluster without GPUs (requests become CPU work)")
     ] = False,
 ) -> None:
-    """Print the jobs, their resource requests and estimated device-hours; runs nothing."""
-    from w2s_ray.study.estimate import describe_resources, device_hours, job_cost
-    from w2s_ray.study.plan import plan_jobs, resolve
+    """Print the jobs, their requests, estimated hours and the makespan on N devices; runs
+    nothing."""
+    from w2s_ray.spec import load_spec
+    from w2s_ray.study.estimate import job_cost
+    from w2s_ray.study.plan import plan_jobs
+    from w2s_ray.study.plan_summary import memory_warnings, plan_table, schedule_lines
 
-    study_obj = resolve(_checked_spec(study))
-    table = Table(title=f"{study_obj.spec.name}: jobs by stage (nothing is run)")
-    for column in ("stage", "model", "method", "jobs", "request per job", "PFLOP", "device-h"):
-        table.add_column(
-            column, justify="right" if column in {"jobs", "PFLOP", "device-h"} else "left"
-        )
-    total_jobs, total_flops = 0, 0.0
-    for stage, jobs in plan_jobs(study_obj).items():
-        groups: dict[tuple[str, str, str], list[float]] = {}
-        for job in jobs:
-            cost = job_cost(job, study_obj, gpu_cluster=not cpu_only)
-            key = (job.model, job.method or "-", describe_resources(cost.resources))
-            groups.setdefault(key, []).append(cost.flops)
-        for (model, method, request), flops in groups.items():
-            table.add_row(
-                stage,
-                model,
-                method,
-                str(len(flops)),
-                request,
-                f"{sum(flops) / 1e15:.3g}",
-                f"{device_hours(sum(flops), tflops):.3g}",
-            )
-            total_jobs += len(flops)
-            total_flops += sum(flops)
-    table.add_row(
-        "total",
-        "",
-        "",
-        str(total_jobs),
-        "",
-        f"{total_flops / 1e15:.3g}",
-        f"{device_hours(total_flops, tflops):.3g}",
-    )
-    console.print(table)
-    console.print(
-        f"device-hours assume {tflops:g} TFLOP/s per device and every text at its dataset's "
-        f"max_length ({_max_lengths(study_obj)}): an upper bound for the FLOPs, without "
-        "start-up time"
-    )
-
-
-def _max_lengths(study: Study) -> str:
-    lengths = sorted({study.max_length(name) for name in study.spec.dataset_names()})
-    if len(lengths) == 1:
-        return f"{lengths[0]} tokens"
-    return f"{lengths[0]}–{lengths[-1]} tokens by dataset, see `w2s-ray list datasets`"
+    study_obj = _resolved(load_spec(study), str(study))
+    jobs = [job for stage_jobs in plan_jobs(study_obj).values() for job in stage_jobs]
+    costs = {job.job_id: job_cost(job, study_obj, gpu_cluster=not cpu_only) for job in jobs}
+    unit = "CPU" if cpu_only else "GPU"
+    console.print(plan_table(study_obj, jobs, costs, unit))
+    for line in schedule_lines(study_obj, jobs, costs, unit, devices):
+        console.print(line, highlight=False)
+    for line in memory_warnings(study_obj, jobs, costs):
+        err_console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
 
 
 @app.command()

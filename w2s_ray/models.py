@@ -53,6 +53,10 @@ class ModelCard:
     # tag or branch the study pinned; None: the hub's default branch, unresolved.
     revision: str | None = None
     digest: str | None = None  # a local folder's content (w2s_ray.identity.folder_digest)
+    # Transformer blocks and width (config.json): what a step's kernel launches and its
+    # activation memory scale with (w2s_ray.study.cost); None: estimated from `params`.
+    layers: int | None = None
+    hidden: int | None = None
 
     @property
     def hub_id(self) -> str | None:
@@ -120,6 +124,8 @@ _OFFLINE = (
         lr=5e-5,
         resources=Resources(cpus=1, memory_gb=1.5),
         context=512,
+        layers=3,
+        hidden=384,
     ),
     ModelCard(
         "minilm-l6",
@@ -132,6 +138,8 @@ _OFFLINE = (
         lr=5e-5,
         resources=Resources(cpus=1, memory_gb=1.5),
         context=512,
+        layers=6,
+        hidden=384,
     ),
     ModelCard(
         "mpnet-base",
@@ -144,6 +152,8 @@ _OFFLINE = (
         lr=2e-5,
         resources=Resources(cpus=2, memory_gb=3.0),
         context=512,  # 514 positions, two of them reserved (RoBERTa-style offset)
+        layers=12,
+        hidden=768,
     ),
     # SmolLM2 (Allal et al. 2025): the 135M model was pretrained on 2T tokens. A decoder, so
     # studies can prompt it for zero/few-shot baselines. Its weights went through 4-bit GGUF.
@@ -159,47 +169,49 @@ _OFFLINE = (
         pooling="last",
         resources=Resources(cpus=2, memory_gb=3.0),
         context=8192,
+        layers=30,
+        hidden=576,
     ),
 )
 
 # GPT-2 (Radford et al. 2019): OpenAI published no token count; ~9e9 is one pass over
 # WebText's 40 GB at ~4.4 bytes/token — an estimate, used only to order and space the ladder.
-_GPT2 = [
-    ("gpt2", 124_439_808, 5e-5),
-    ("gpt2-medium", 354_823_168, 5e-5),
-    ("gpt2-large", 774_030_080, 1e-5),
-    ("gpt2-xl", 1_557_611_200, 1e-5),
+_GPT2 = [  # name, params, fine-tuning lr, layers, hidden
+    ("gpt2", 124_439_808, 5e-5, 12, 768),
+    ("gpt2-medium", 354_823_168, 5e-5, 24, 1024),
+    ("gpt2-large", 774_030_080, 1e-5, 36, 1280),
+    ("gpt2-xl", 1_557_611_200, 1e-5, 48, 1600),
 ]
 
 # Pythia (Biderman et al. 2023, table 1): every size saw the same 300B Pile tokens.
-_PYTHIA = [
-    ("pythia-70m", 70_426_624),
-    ("pythia-160m", 162_322_944),
-    ("pythia-410m", 405_334_016),
-    ("pythia-1b", 1_011_781_632),
-    ("pythia-1.4b", 1_414_647_808),
-    ("pythia-2.8b", 2_775_208_960),
-    ("pythia-6.9b", 6_857_302_016),
-    ("pythia-12b", 11_846_072_320),
+_PYTHIA = [  # name, params, layers, hidden
+    ("pythia-70m", 70_426_624, 6, 512),
+    ("pythia-160m", 162_322_944, 12, 768),
+    ("pythia-410m", 405_334_016, 24, 1024),
+    ("pythia-1b", 1_011_781_632, 16, 2048),
+    ("pythia-1.4b", 1_414_647_808, 24, 2048),
+    ("pythia-2.8b", 2_775_208_960, 32, 2560),
+    ("pythia-6.9b", 6_857_302_016, 32, 4096),
+    ("pythia-12b", 11_846_072_320, 36, 5120),
 ]
 
 # Qwen2.5 (Qwen team 2024 technical report): up to 18T pretraining tokens for every size;
-# parameter counts from the model cards.
+# parameter counts from the model cards; layers and hidden size from their configs.
 _QWEN = [
-    ("Qwen2.5-0.5B", 494_032_768),
-    ("Qwen2.5-1.5B", 1_543_714_304),
-    ("Qwen2.5-3B", 3_085_938_688),
-    ("Qwen2.5-7B", 7_615_616_512),
-    ("Qwen2.5-14B", 14_770_033_664),
-    ("Qwen2.5-32B", 32_763_876_352),
-    ("Qwen2.5-72B", 72_706_203_648),
+    ("Qwen2.5-0.5B", 494_032_768, 24, 896),
+    ("Qwen2.5-1.5B", 1_543_714_304, 28, 1536),
+    ("Qwen2.5-3B", 3_085_938_688, 36, 2048),
+    ("Qwen2.5-7B", 7_615_616_512, 28, 3584),
+    ("Qwen2.5-14B", 14_770_033_664, 48, 5120),
+    ("Qwen2.5-32B", 32_763_876_352, 64, 5120),
+    ("Qwen2.5-72B", 72_706_203_648, 80, 8192),
 ]
 
 
 def _register_defaults() -> None:
     for card in _OFFLINE:
         MODELS.register(card.name, card)
-    for name, params, lr in _GPT2:
+    for name, params, lr, layers, hidden in _GPT2:
         MODELS.register(
             name,
             ModelCard(
@@ -214,9 +226,11 @@ def _register_defaults() -> None:
                 pooling="last",
                 resources=gpu_resources(params),
                 context=1024,
+                layers=layers,
+                hidden=hidden,
             ),
         )
-    for name, params in _PYTHIA:
+    for name, params, layers, hidden in _PYTHIA:
         MODELS.register(
             name,
             ModelCard(
@@ -231,9 +245,11 @@ def _register_defaults() -> None:
                 pooling="last",
                 resources=gpu_resources(params),
                 context=2048,
+                layers=layers,
+                hidden=hidden,
             ),
         )
-    for name, params in _QWEN:
+    for name, params, layers, hidden in _QWEN:
         MODELS.register(
             name,
             ModelCard(
@@ -248,6 +264,8 @@ def _register_defaults() -> None:
                 pooling="last",
                 resources=gpu_resources(params),
                 context=32768,
+                layers=layers,
+                hidden=hidden,
             ),
         )
 
@@ -315,7 +333,14 @@ def local_card(name: str, path: str, pretrain_tokens: float, lr: float = 5e-5) -
         pooling="mean" if arch == "encoder" else "last",
         context=context_of(config),
         digest=digest,
+        layers=_first_int(config, ("num_hidden_layers", "n_layer", "num_layers")),
+        hidden=_first_int(config, ("hidden_size", "n_embd", "d_model")),
     )
+
+
+def _first_int(config: dict, keys: tuple[str, ...]) -> int | None:
+    """The first of `keys` a config.json gives as a number (architectures name them apart)."""
+    return next((config[k] for k in keys if isinstance(config.get(k), int)), None)
 
 
 def context_of(config: dict) -> int | None:

@@ -202,6 +202,19 @@ class BaselineSpec(_Strict):
         return sorted(set(value), key=value.index)
 
 
+class ResourcesSpec(_Strict):
+    """How jobs share a GPU cluster's devices (results do not depend on it).
+
+    A job that needs one GPU asks for the share of it that its estimated memory takes
+    (w2s_ray.study.cost), so small models run several to a device. `gpu_memory_gb`: each
+    GPU's memory in GiB; `jobs_per_gpu`: at most this many jobs share one (1: every job
+    takes whole GPUs). CPU-only clusters are unaffected.
+    """
+
+    gpu_memory_gb: float = Field(default=80.0, gt=0)
+    jobs_per_gpu: int = Field(default=4, ge=1, le=8)
+
+
 class InferenceSpec(_Strict):
     backend: str = "auto"  # auto | vllm | transformers (see `w2s-ray list backends`)
 
@@ -222,6 +235,7 @@ class StudySpec(_Strict):
     baselines: BaselineSpec = Field(default_factory=BaselineSpec)
     generative: GenerativeSpec = Field(default_factory=GenerativeSpec)
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     trust_remote_code: bool = False
 
     @field_validator("methods", mode="before")
@@ -270,6 +284,7 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         "train": (TrainSpec,),
         "data": (DataSpec,),
         "generative": (GenerativeSpec,),
+        "resources": (ResourcesSpec,),
         "methods": (MethodSpec,),
         "models": (LocalModel, HubModel),
         "datasets": (LocalDataset, HubDataset),

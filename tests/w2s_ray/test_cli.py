@@ -94,7 +94,7 @@ def test_plan_prints_jobs_requests_and_device_hours_without_running(tmp_path):
             }
         )
     )
-    proc = _w2s_ray("plan", str(study), cwd=tmp_path)
+    proc = _w2s_ray("plan", str(study), "--devices", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = {
         line.split("│")[1].strip() + "/" + line.split("│")[2].strip(): line
@@ -106,8 +106,14 @@ def test_plan_prints_jobs_requests_and_device_hours_without_running(tmp_path):
     assert "workers" not in rows["ground_truth/pythia-70m"]
     # the 12B decoder is prompted too: zero-shot, 8-shot with true and with weak labels
     assert "1 GPU" in rows["baseline/pythia-12b"] and "workers" not in rows["baseline/pythia-12b"]
+    # the 70M model's fine-tunes share a GPU; its estimated memory is shown
+    small = rows["ground_truth/pythia-70m"].split("│")
+    assert "0.25 GPU" in small[5] and 0 < float(small[6]) < 80
     total = rows["total/"].split("│")
-    assert int(total[4]) == 4 + 3 and float(total[7]) > 0
+    assert int(total[4]) == 4 + 3 and float(total[7]) > 0 and float(total[9]) > 0
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    assert "on 2 GPUs, planned: makespan" in out and "lower bound" in out
+    assert "on 2 GPUs, whole GPUs (resources.jobs_per_gpu: 1): makespan" in out
     assert not (tmp_path / "runs").exists()
 
 

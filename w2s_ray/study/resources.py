@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from w2s_ray.models import devices_for
+from w2s_ray.study.cost import gpu_memory_bytes
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
+from w2s_ray.study.stages import stage_of
 
 GIB = 1024**3
-TRAINING_STAGES = ("generative", "ground_truth", "bootstrap", "student")
-INFERENCE_STAGES = ("features", "baseline")  # a backbone forward in any mode
+GPU_GRID = 8  # shares of a GPU are multiples of 1/8
+# What a job is given beyond its estimate: the fit's worst miss (qwen2.5-0.5b, 23% under
+# its measured peak) and the CUDA context and allocator cache, which its peak leaves out.
+MEMORY_MARGIN = 1.3
+CONTEXT_BYTES = 1.0 * GIB
 COORDINATOR_CPU = 0.01
 COORDINATOR_SHARE = 0.1  # of a CPU-only cluster: room for ten coordinators per CPU
 
@@ -32,7 +38,7 @@ def inference_gpus(params: int) -> int:
 def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan | None:
     """Ray Train workers for a fine-tune too big for one device (or asked for in the spec);
     None when the job runs in its trial's own process."""
-    if job.stage not in TRAINING_STAGES or study.spec.mode != "finetune":
+    if not stage_of(job).TRAINS or study.spec.mode != "finetune":
         return None
     if job.stage == "generative" or job.dataset in study.answer_tasks:
         return None  # language-model fine-tuning runs in its trial's own process
@@ -52,18 +58,43 @@ def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan
     return WorkerPlan(workers, gpus, per_worker)
 
 
+def shares_a_gpu(job: Job, study: Study) -> bool:
+    """Whether `job` may run beside others on one GPU. Language-model fine-tunes hold
+    logits over the whole vocabulary, which the memory fit leaves out; vLLM takes 90% of a
+    device whatever the model (the `auto` backend picks it where installed)."""
+    lm_training = job.stage == "generative" or (
+        job.dataset in study.answer_tasks and job.stage in ("ground_truth", "student")
+    )
+    vllm = job.stage == "baseline" and study.spec.inference.backend != "transformers"
+    return not (lm_training or vllm)
+
+
+def gpu_share(job: Job, study: Study) -> float:
+    """The part of one GPU `job` asks for: its estimated memory with a margin, rounded up
+    to eighths, at least 1/jobs_per_gpu (small steps are launch-bound: more than a few on
+    one device fight over launches), at most the whole device."""
+    settings = study.spec.resources
+    if settings.jobs_per_gpu <= 1 or not shares_a_gpu(job, study):
+        return 1.0
+    need = MEMORY_MARGIN * gpu_memory_bytes(job, study) + CONTEXT_BYTES
+    share = math.ceil(GPU_GRID * need / (settings.gpu_memory_gb * GIB)) / GPU_GRID
+    return min(1.0, max(share, 1.0 / settings.jobs_per_gpu))
+
+
 def job_resources(job: Job, study: Study, cluster: dict[str, float]) -> dict[str, float]:
     """CPU/GPU/memory one trial asks for; capped so every trial fits on the cluster.
 
     Head-only jobs (probe mode) need one CPU; backbone forward or backward passes need what
     the model's card says. Without GPUs on the cluster, GPU requests become CPU work. A job
-    run by Ray Train workers reserves only a sliver of CPU for its coordinating trial
-    (Ray rejects an empty bundle); the workers ask for their own.
+    on one GPU asks for its share of it (`gpu_share`), and the same share of the card's
+    CPUs (at least one). A job run by Ray Train workers reserves only a sliver of CPU for
+    its coordinating trial (Ray rejects an empty bundle); the workers ask for their own.
     """
     if worker_plan(job, study, cluster) is not None:
         return {"CPU": COORDINATOR_CPU}
     card = study.cards[job.model]
-    uses_backbone = job.stage in INFERENCE_STAGES or study.spec.mode == "finetune"
+    # a backbone forward in any mode (features, prompting); every stage in finetune mode
+    uses_backbone = stage_of(job).INFERS or study.spec.mode == "finetune"
     if not uses_backbone:
         return {"CPU": 1.0}
     cpus = min(float(card.resources.cpus), max(1.0, cluster.get("CPU", 1.0)))
@@ -72,5 +103,8 @@ def job_resources(job: Job, study: Study, cluster: dict[str, float]) -> dict[str
         # a prompted model is sharded over the GPUs its bf16 weights need (tensor parallel)
         gpus = inference_gpus(card.params) if job.stage == "baseline" else 1
         request["GPU"] = float(min(gpus, cluster["GPU"]))
+        if request["GPU"] == 1:
+            request["GPU"] = gpu_share(job, study)
+            request["CPU"] = float(max(1, math.ceil(cpus * request["GPU"])))
     request["memory"] = min(request["memory"], 0.8 * cluster.get("memory", request["memory"]))
     return request

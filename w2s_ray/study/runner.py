@@ -152,8 +152,15 @@ def plan_record(
     study: Study, stages: dict[str, list[Job]], cluster: dict[str, float]
 ) -> dict[str, object]:
     """What `status` needs to know of the plan, readable without any registry or Ray."""
+    from w2s_ray.study.cost import job_seconds
     from w2s_ray.study.inputs import study_record
-    from w2s_ray.study.resources import job_resources
+    from w2s_ray.study.resources import job_resources, worker_plan
+
+    gpus = cluster.get("GPU", 0.0) >= 1
+
+    def seconds(job: Job) -> float:  # what `status` scales to estimate the time left
+        workers = worker_plan(job, study, cluster)
+        return round(job_seconds(job, study, gpus, workers.workers if workers else 1), 3)
 
     return {
         "study": study.spec.name,
@@ -165,6 +172,7 @@ def plan_record(
                     "title": job.title,
                     "deps": list(job.deps),
                     "resources": job_resources(job, study, cluster),
+                    "seconds": seconds(job),
                 }
                 for job in jobs
             ]
@@ -188,10 +196,13 @@ def check_study_dir(store: StudyStore, spec: StudySpec) -> None:
 
 
 def _same_spec(existing: bytes, spec: StudySpec) -> bool:
+    """Equal but for `resources:` (how jobs share devices changes no number, so a resumed
+    study may pack differently, e.g. on another cluster)."""
     try:
-        return parse_spec(yaml.safe_load(existing.decode())) == spec
+        before = parse_spec(yaml.safe_load(existing.decode()))
     except (UserError, yaml.YAMLError, UnicodeDecodeError):
         return False
+    return before.model_copy(update={"resources": spec.resources}) == spec
 
 
 def check_not_running(store: StudyStore) -> None:

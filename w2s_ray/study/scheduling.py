@@ -18,6 +18,7 @@ def schedule(study: Study, jobs: list[Job], cluster: dict[str, float]) -> list[N
     nodes = []
     for job in jobs:
         resources = job_resources(job, study, cluster)
+        workers = worker_plan(job, study, cluster)
         # probe heads of one dataset run several to a task: its splits and features load once
         batch = job.dataset if resources == HEAD_ONLY else None
         nodes.append(
@@ -25,9 +26,9 @@ def schedule(study: Study, jobs: list[Job], cluster: dict[str, float]) -> list[N
                 key=job.job_id,
                 deps=job.deps,
                 resources=resources,
-                seconds=job_seconds(job, study, gpus),
+                seconds=job_seconds(job, study, gpus, workers.workers if workers else 1),
                 batch=batch,
-                payload=JobPayload(job, worker_plan(job, study, cluster)),
+                payload=JobPayload(job, workers),
             )
         )
     return nodes

@@ -6,8 +6,10 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from w2s_ray.errors import UserError
+from w2s_ray.study.graph import STAGES
 from w2s_ray.study.heartbeat import elapsed_seconds, is_alive
 from w2s_ray.study.store import ERROR_FILE, StudyStore
 
@@ -16,12 +18,24 @@ STATES = ("done", "running", "failed", "pending")
 
 @dataclass
 class StageStatus:
+    """Job counts of one stage and what is left of it.
+
+    Time left: the plan's estimate of each job left (w2s_ray.study.cost), divided by how
+    many such jobs the cluster runs at once, times `ratio` (what finished jobs took over
+    what they were estimated to). A plan written without estimates falls back on the mean
+    wall time of the stage's finished jobs.
+    """
+
     stage: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
     interrupted: int = 0  # started by a driver that is gone: resume continues them
     errors: list[tuple[str, str]] = field(default_factory=list)  # (title, last error)
     mean_seconds: float | None = None
     slots: int = 1  # jobs of this stage that run at once on the cluster
+    planned: float | None = None  # Σ estimate / slots of the jobs left; None: not planned
+    actual: float = 0.0  # wall seconds of finished jobs that have an estimate,
+    estimated: float = 0.0  # and their estimates
+    ratio: float = 1.0
 
     @property
     def remaining(self) -> int:
@@ -31,6 +45,8 @@ class StageStatus:
     def remaining_seconds(self) -> float | None:
         if not self.remaining:
             return 0.0
+        if self.planned is not None:
+            return self.planned * self.ratio
         if self.mean_seconds is None:
             return None
         return math.ceil(self.remaining / self.slots) * self.mean_seconds
@@ -68,13 +84,9 @@ def job_state(
     return "pending", False
 
 
-# The order stages run in (w2s_ray.study.plan.STAGES, kept here so that `status` stays a
-# light import); plan.json sorts its keys, so without this they would print alphabetically.
-RUN_ORDER = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
-
-
 def _run_order(stage: str) -> int:
-    return RUN_ORDER.index(stage) if stage in RUN_ORDER else len(RUN_ORDER)
+    """plan.json sorts its keys: without this stages would print alphabetically."""
+    return STAGES.index(stage) if stage in STAGES else len(STAGES)
 
 
 def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
@@ -84,6 +96,61 @@ def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
         if amount > 0 and name in ("CPU", "GPU")
     ]
     return max(1, min(fits)) if fits else 1
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _scale_estimates(stages: list[StageStatus]) -> None:
+    """Each stage's estimates scaled by its finished jobs' actual/estimated time, or by
+    all finished jobs' when none of the stage has finished yet."""
+    actual = sum(s.actual for s in stages)
+    estimated = sum(s.estimated for s in stages)
+    overall = actual / estimated if estimated > 0 else 1.0
+    for stage in stages:
+        stage.ratio = stage.actual / stage.estimated if stage.estimated > 0 else overall
+
+
+def _stage_status(
+    stage: str,
+    jobs: list[dict[str, Any]],
+    store: StudyStore,
+    alive: bool,
+    cluster: dict[str, float],
+) -> StageStatus:
+    """Counts, errors and the time left of one stage, from its jobs' files."""
+    status = StageStatus(stage)
+    seconds = []
+    planned: list[float] = []
+    for job in jobs:
+        result = store.read_result(job["job_id"])
+        state, interrupted = job_state(store, job["job_id"], result, alive)
+        status.counts[state] += 1
+        status.interrupted += interrupted
+        estimate = job.get("seconds")  # absent from plans written before estimates
+        wall = result.get("wall_seconds") if result is not None else None
+        if isinstance(wall, (int, float)):
+            seconds.append(float(wall))
+            if isinstance(estimate, (int, float)) and estimate > 0:
+                status.actual += float(wall)
+                status.estimated += float(estimate)
+        elif state == "failed":
+            record = store.read_error(job["job_id"])
+            line = record.line if record is not None else "unknown error"
+            status.errors.append((job["title"], line))
+        if state in ("running", "pending") and isinstance(estimate, (int, float)):
+            slots = _slots(job.get("resources", {}), cluster) if cluster else 1
+            planned.append(float(estimate) / slots)
+    status.mean_seconds = sum(seconds) / len(seconds) if seconds else None
+    status.slots = _slots(jobs[0].get("resources", {}), cluster) if cluster else 1
+    if len(planned) == status.remaining:  # every job left has an estimate
+        status.planned = sum(planned)
+    return status
 
 
 def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
@@ -102,26 +169,12 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
     driver = store.read_driver()
     alive = is_alive(driver, now)
     cluster = dict((driver or {}).get("cluster") or {})
-    stages = []
-    for stage, jobs in sorted(plan["stages"].items(), key=lambda item: _run_order(item[0])):
-        if not jobs:
-            continue
-        status = StageStatus(stage)
-        seconds = []
-        for job in jobs:
-            result = store.read_result(job["job_id"])
-            state, interrupted = job_state(store, job["job_id"], result, alive)
-            status.counts[state] += 1
-            status.interrupted += interrupted
-            if result is not None and isinstance(result.get("wall_seconds"), (int, float)):
-                seconds.append(float(result["wall_seconds"]))
-            elif state == "failed":
-                record = store.read_error(job["job_id"])
-                line = record.line if record is not None else "unknown error"
-                status.errors.append((job["title"], line))
-        status.mean_seconds = sum(seconds) / len(seconds) if seconds else None
-        status.slots = _slots(jobs[0].get("resources", {}), cluster) if cluster else 1
-        stages.append(status)
+    stages = [
+        _stage_status(stage, jobs, store, alive, cluster)
+        for stage, jobs in sorted(plan["stages"].items(), key=lambda item: _run_order(item[0]))
+        if jobs
+    ]
+    _scale_estimates(stages)
     return StudyStatus(
         name=str(plan.get("study", "?")),
         running=alive,

@@ -213,10 +213,3 @@ def test_a_finished_training_is_not_redone_when_only_its_result_was_lost(ran_stu
     assert store.mtime(weights) == before  # read back, not trained again
     assert again["test_accuracy"] == results[job.job_id]["test_accuracy"]
     assert again["selected_epoch"] == results[job.job_id]["selected_epoch"]
-
-
-def test_status_lists_stages_in_the_order_they_run():
-    from w2s_ray.study.plan import STAGES
-    from w2s_ray.study.status import RUN_ORDER
-
-    assert RUN_ORDER == STAGES

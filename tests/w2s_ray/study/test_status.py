@@ -18,32 +18,42 @@ from w2s_ray.study.status import read_status
 from w2s_ray.study.store import StudyStore
 
 
-def _plan(root: Path) -> StudyStore:
+def _plan(root: Path, seconds: list[float] | None = None, gpu: float | None = None) -> StudyStore:
+    """Six student jobs; with `seconds`, the plan's estimate of each (as `run` records)."""
     store = StudyStore(root)
-    jobs = [
+    jobs: list[dict[str, object]] = [
         {"job_id": f"student-{i}", "title": f"student {i}", "deps": [], "resources": {"CPU": 1.0}}
         for i in range(6)
     ]
+    for i, job in enumerate(jobs):
+        if seconds is not None:
+            job["seconds"] = seconds[i]
+        if gpu is not None:
+            job["resources"] = {"CPU": 1.0, "GPU": gpu}
     store.write_plan({"study": "demo", "stages": {"student": jobs, "label": []}})
     return store
+
+
+def _driver_record(
+    heartbeat_age: float, finished: bool = False, started_ago: float = 100
+) -> dict[str, object]:
+    now = time.time()
+    return {
+        "pid": 1,
+        "host": "h",
+        "cluster": {"CPU": 2.0},
+        "first_started_at": now - 1000,
+        "started_at": now - started_ago,
+        "heartbeat_at": now - heartbeat_age,
+        "earlier_seconds": 50.0,
+        "finished_at": now if finished else None,
+    }
 
 
 def _driver(
     store: StudyStore, heartbeat_age: float, finished: bool = False, started_ago: float = 100
 ) -> None:
-    now = time.time()
-    store.write_driver(
-        {
-            "pid": 1,
-            "host": "h",
-            "cluster": {"CPU": 2.0},
-            "first_started_at": now - 1000,
-            "started_at": now - started_ago,
-            "heartbeat_at": now - heartbeat_age,
-            "earlier_seconds": 50.0,
-            "finished_at": now if finished else None,
-        }
-    )
+    store.write_driver(_driver_record(heartbeat_age, finished, started_ago))
 
 
 def _files(store: StudyStore) -> None:
@@ -69,9 +79,29 @@ def test_a_running_study(tmp_path):
     stage = state.stages[0]
     assert stage.counts == {"done": 2, "running": 2, "failed": 1, "pending": 1}
     assert stage.errors == [("student 3", "FloatingPointError: loss became nan")]
-    # 3 jobs left, 2 at a time on 2 CPUs, 20 s each on average
+    # a plan without estimates: 3 jobs left, 2 at a time on 2 CPUs, 20 s each on average
     assert stage.remaining_seconds == pytest.approx(2 * 20.0)
     assert state.elapsed_seconds == pytest.approx(150.0, abs=2)
+
+
+def test_time_left_is_the_plans_estimates_scaled_by_what_finished_jobs_took(tmp_path):
+    # jobs 0 and 1 finished in 10 s and 30 s against 5 s and 15 s planned: twice as slow
+    store = _plan(tmp_path, seconds=[5.0, 15.0, 4.0, 8.0, 20.0, 12.0])
+    _files(store)
+    _driver(store, heartbeat_age=2)
+    stage = read_status(tmp_path).stages[0]
+    assert stage.ratio == pytest.approx(2.0)
+    # left: 2 and 4 (running: 4 retried after its crash), 5 (pending); 3 failed, it is not
+    # counted; two at a time on 2 CPUs
+    assert stage.remaining_seconds == pytest.approx((4.0 + 20.0 + 12.0) / 2 * 2.0)
+
+
+def test_time_left_before_any_job_finished_uses_the_estimates_and_gpu_shares(tmp_path):
+    store = _plan(tmp_path, seconds=[60.0] * 6, gpu=0.25)
+    store.write_driver({**_driver_record(heartbeat_age=1), "cluster": {"CPU": 16.0, "GPU": 1.0}})
+    state = read_status(tmp_path)
+    # six jobs of a minute each, four at a time on one GPU shared by quarters
+    assert state.remaining_seconds == pytest.approx(6 * 60.0 / 4)
 
 
 def test_a_crashed_study_shows_interrupted_jobs_as_pending(tmp_path):
