@@ -36,6 +36,7 @@ MAX_FAILURES = 2  # crashes a job may have before it counts as failed
 BATCH_SECONDS = 5.0  # short jobs are grouped into tasks of about this much estimated work
 MAX_BATCH = 32
 REFRESH_SECONDS = 5.0  # how often the driver re-reads what the cluster holds (lost nodes)
+DEMAND_BUNDLES = 256  # waiting jobs shown to the autoscaler at most
 RESOURCE_KEYS = ("CPU", "GPU", "memory")
 
 Shape = tuple[tuple[str, float], ...]
@@ -161,6 +162,7 @@ class Scheduler:
         self._in_use: dict[str, float] = defaultdict(float)
         self._total: dict[str, float] = {}
         self._refreshed_at = -math.inf
+        self._asked = False  # demand shown to the autoscaler, to withdraw at the end
         for key, count in self._waiting_on.items():
             if count == 0:
                 self._make_ready(key)
@@ -186,6 +188,7 @@ class Scheduler:
                 self._collect(ref)
             self.stats.driver_seconds += time.monotonic() - busy
         self.stats.ended_at = time.monotonic()
+        self._ask_autoscaler()  # nothing waits any more: withdraw what was asked
         return self.failures
 
     def _refresh_cluster(self) -> None:
@@ -194,6 +197,21 @@ class Scheduler:
             return
         self._refreshed_at = now
         self._total = {k: float(v) for k, v in ray.cluster_resources().items()}
+        self._ask_autoscaler()
+
+    def _ask_autoscaler(self) -> None:
+        """Tell an autoscaling cluster what the jobs waiting for room need: the driver holds
+        them back to keep its order, so Ray alone would never see that demand (on a fixed
+        cluster this does nothing)."""
+        from ray.autoscaler.sdk import request_resources
+
+        waiting = sorted(e for heap in self._ready.values() for e in heap)[:DEMAND_BUNDLES]
+        if not waiting and not self._asked:
+            return
+        running = [dict(shape) for _, shape in self._running.values()]
+        wanted = [dict(_shape(self.nodes[key].resources)) for _, _, key in waiting]
+        self._asked = bool(wanted)
+        request_resources(bundles=[*running, *wanted] if wanted else [])
 
     def _fits(self, shape: Shape) -> bool:
         for name, amount in shape:
