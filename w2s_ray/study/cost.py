@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from w2s_ray.models import ModelCard
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
-from w2s_ray.study.stages.weak_labels import BOOTSTRAP_FOLDS
+from w2s_ray.study.work import Forward, Sizes, Train, Work
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,11 @@ UNCAPPED_TRAIN = 20_000  # assumed pool size when a study sets no n_train cap
 UNCAPPED_TEST = 5_000
 
 
-def study_sizes(study: Study) -> tuple[int, int, int]:
-    """(weak-train, student-train, test) example counts, at most: the spec's caps."""
+def study_sizes(study: Study) -> Sizes:
+    """Example counts a job sees, at most: the spec's caps."""
     data = study.spec.data
     pool = data.n_train or UNCAPPED_TRAIN
-    return pool // 2, pool - pool // 2, data.n_test or UNCAPPED_TEST
+    return Sizes(pool // 2, pool - pool // 2, data.n_test or UNCAPPED_TEST)
 
 
 def model_shape(card: ModelCard) -> tuple[int, int]:
@@ -89,13 +89,6 @@ def model_shape(card: ModelCard) -> tuple[int, int]:
         return card.layers, max(1, round((card.params / (12 * card.layers)) ** 0.5))
     layers = max(1, round((card.params / (12 * 64**2)) ** (1 / 3)))
     return layers, 64 * layers
-
-
-def prompt_tokens(study: Study, job: Job) -> int:
-    """Tokens of one baseline prompt: k demonstrations and the question, within the cap."""
-    shots = job.key.get("k", 0)
-    budget = study.spec.baselines.max_prompt_tokens
-    return min(budget, (shots + 1) * (study.max_length(job.dataset) + 8) + 32)
 
 
 # ---- memory ------------------------------------------------------------------------------
@@ -114,21 +107,27 @@ def forward_bytes(card: ModelCard, batch: int, tokens: int, weight_bytes: int) -
     return weight_bytes * card.params + per_token * batch * tokens
 
 
+def work_of(job: Job, study: Study) -> Work:
+    """What `job` does to its model, as its stage module describes it."""
+    from w2s_ray.study.stages import stage_of
+
+    return stage_of(job).work(job, study, study_sizes(study))
+
+
+def _pass_bytes(card: ModelCard, step: Train | Forward, length: int) -> float:
+    if isinstance(step, Train):
+        return training_bytes(card, step.batch, length)
+    batch = PROMPT_BATCH if step.kind == "prompt" else INFER_BATCH
+    weight_bytes = 4 if step.kind == "label" else 2  # a fine-tuned classifier stays fp32
+    return forward_bytes(card, batch, step.tokens or length, weight_bytes)
+
+
 def gpu_memory_bytes(job: Job, study: Study) -> float:
     """Estimated peak GPU memory of `job`, every text at its max_length (the worst batch)."""
     card = study.cards[job.model]
     length = study.max_length(job.dataset)
-    finetune = study.spec.mode == "finetune"
-    if job.stage == "generative":
-        return training_bytes(card, _lm_batch(study, job), length)
-    if job.stage in ("ground_truth", "student", "bootstrap") and finetune:
-        batch = study.train_config(job.model, job.seed or 0, study.method(job.method)).batch_size
-        return training_bytes(card, batch, length)
-    if job.stage == "baseline":
-        return forward_bytes(card, PROMPT_BATCH, prompt_tokens(study, job), 2)
-    if job.stage == "label" and finetune:
-        return forward_bytes(card, INFER_BATCH, length, 4)  # the classifier's fp32 weights
-    return forward_bytes(card, INFER_BATCH, length, 2)
+    peaks = [_pass_bytes(card, step, length) for step in work_of(job, study).passes]
+    return max(peaks, default=forward_bytes(card, INFER_BATCH, length, 2))
 
 
 # ---- seconds -----------------------------------------------------------------------------
@@ -164,12 +163,19 @@ def _answer_seconds(card: ModelCard, device: str, n: int, length: int) -> float:
     return prompts + ANSWER_TOKENS * _forward_seconds(card, device, "features", n, 1)
 
 
-def _lm_batch(study: Study, job: Job) -> int:
-    return study.spec.train.batch_size or study.cards[job.model].batch_size
-
-
 def startup_seconds(card: ModelCard) -> float:
     return STARTUP_SECONDS + 2 * card.params / LOAD_BYTES_PER_S
+
+
+def _pass_seconds(
+    card: ModelCard, device: str, step: Train | Forward, length: int, workers: int
+) -> float:
+    if isinstance(step, Train):
+        seconds = _train_seconds(card, device, step.examples, step.epochs, step.batch, length)
+        return seconds if step.language_model else seconds / workers
+    if step.kind == "answer":
+        return _answer_seconds(card, device, step.examples, length)
+    return _forward_seconds(card, device, step.kind, step.examples, step.tokens or length)
 
 
 def job_seconds(job: Job, study: Study, gpus: bool, workers: int = 1) -> float:
@@ -177,38 +183,9 @@ def job_seconds(job: Job, study: Study, gpus: bool, workers: int = 1) -> float:
     a fine-tune over `workers` Ray Train workers splits its steps among them."""
     card = study.cards[job.model]
     device = "gpu" if gpus and card.resources.gpus > 0 else "cpu"  # as job_resources asks
-    weak_n, student_n, test_n = study_sizes(study)
+    work = work_of(job, study)
+    if not work.passes:
+        return HEAD_SECONDS * max(1, work.heads)
     length = study.max_length(job.dataset)
-    finetune = study.spec.mode == "finetune"
-    answers = job.dataset in study.answer_tasks
-    if not finetune and job.stage != "features" and job.stage != "baseline":
-        return HEAD_SECONDS * (BOOTSTRAP_FOLDS if job.stage == "bootstrap" else 1)
-    cfg = study.train_config(job.model, job.seed or 0, study.method(job.method))
-    label = "features" if answers else "label"  # answers are generated; classifiers label
-
-    def train(n: int, epochs: int = cfg.epochs, batch: int = cfg.batch_size) -> float:
-        return _train_seconds(card, device, n, epochs, batch, length) / workers
-
-    def evaluate(n: int) -> float:
-        if answers:
-            return _answer_seconds(card, device, n, length)
-        return _forward_seconds(card, device, label, n, length)
-
-    if job.stage == "features":
-        work = _forward_seconds(card, device, "features", weak_n + student_n + test_n, length)
-    elif job.stage == "generative":
-        work = train(weak_n + student_n, study.spec.generative.epochs, _lm_batch(study, job))
-    elif job.stage in ("ground_truth", "student"):
-        work = train(weak_n if job.stage == "ground_truth" else student_n) + evaluate(test_n)
-    elif job.stage == "bootstrap":  # a model per fold, each labelling its fold and the test set
-        fold_n = student_n * (BOOTSTRAP_FOLDS - 1) // BOOTSTRAP_FOLDS
-        work = BOOTSTRAP_FOLDS * (train(fold_n) + evaluate(student_n // BOOTSTRAP_FOLDS + test_n))
-    elif job.stage == "label":
-        work = evaluate(student_n + test_n)
-    elif job.stage == "baseline":
-        base = study.spec.baselines
-        prompts = min(test_n, base.n_test or test_n)
-        work = _forward_seconds(card, device, "prompt", prompts, prompt_tokens(study, job))
-    else:
-        work = 0.0
-    return startup_seconds(card) + work
+    seconds = sum(_pass_seconds(card, device, step, length, workers) for step in work.passes)
+    return startup_seconds(card) + seconds

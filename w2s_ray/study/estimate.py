@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from w2s_ray.study.cost import gpu_memory_bytes, job_seconds, prompt_tokens, study_sizes
+from w2s_ray.study.cost import gpu_memory_bytes, job_seconds, work_of
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import job_resources, worker_plan
-from w2s_ray.study.stages.weak_labels import BOOTSTRAP_FOLDS as FOLDS
+from w2s_ray.study.work import Train
 
 PLANNING_CLUSTER = {"CPU": 1e9, "GPU": 1e9, "memory": 1e18}  # show the cards' own requests
 
@@ -33,31 +33,16 @@ class JobCost:
 
 
 def job_flops(job: Job, study: Study) -> float:
+    """2·N per token forward, 6·N per token trained, over what the job's stage does."""
     card = study.cards[job.model]
-    tokens = study.max_length(job.dataset)
-    weak_n, student_n, test_n = study_sizes(study)
-    forward = 2.0 * card.params * tokens
-    train = 6.0 * card.params * tokens
-    finetune = study.spec.mode == "finetune"
-    epochs = study.train_config(job.model, job.seed or 0, None).epochs
-    if job.stage == "features":
-        return forward * (weak_n + student_n + test_n)
-    if job.stage in ("ground_truth", "student"):
-        n = weak_n if job.stage == "ground_truth" else student_n
-        return (train * n * epochs + forward * test_n) if finetune else 0.0
-    if job.stage == "generative":
-        return train * (weak_n + student_n) * study.spec.generative.epochs
-    if job.stage == "bootstrap":  # one model per fold, each on the other folds' share
-        fold_n = student_n * (FOLDS - 1) // FOLDS
-        # each fold model labels its own fold and the whole test set
-        flops = FOLDS * (train * fold_n * epochs + forward * test_n) + forward * student_n
-        return flops if finetune else 0.0
-    if job.stage == "label":
-        return forward * (student_n + test_n) if finetune else 0.0
-    if job.stage == "baseline":
-        n = min(test_n, study.spec.baselines.n_test or test_n)
-        return 2.0 * card.params * prompt_tokens(study, job) * n
-    return 0.0
+    length = study.max_length(job.dataset)
+    flops = 0.0
+    for step in work_of(job, study).passes:
+        if isinstance(step, Train):
+            flops += 6.0 * card.params * length * step.examples * step.epochs
+        else:
+            flops += 2.0 * card.params * (step.tokens or length) * step.examples
+    return flops
 
 
 def job_cost(job: Job, study: Study, gpu_cluster: bool = True) -> JobCost:

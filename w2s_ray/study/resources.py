@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 
 from w2s_ray.models import devices_for
-from w2s_ray.study.cost import gpu_memory_bytes
+from w2s_ray.study.cost import gpu_memory_bytes, work_of
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
-from w2s_ray.study.stages import stage_of
 
 GIB = 1024**3
 GPU_GRID = 8  # shares of a GPU are multiples of 1/8
@@ -38,10 +37,8 @@ def inference_gpus(params: int) -> int:
 def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan | None:
     """Ray Train workers for a fine-tune too big for one device (or asked for in the spec);
     None when the job runs in its trial's own process."""
-    if not stage_of(job).TRAINS or study.spec.mode != "finetune":
-        return None
-    if job.stage == "generative" or job.dataset in study.answer_tasks:
-        return None  # language-model fine-tuning runs in its trial's own process
+    if not work_of(job, study).trains_classifier:
+        return None  # inference, a probe head, or a language model (one process)
     card = study.cards[job.model]
     gpus = cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0
     workers = study.spec.train.workers or (card.resources.gpus if gpus else 1)
@@ -62,11 +59,9 @@ def shares_a_gpu(job: Job, study: Study) -> bool:
     """Whether `job` may run beside others on one GPU. Language-model fine-tunes hold
     logits over the whole vocabulary, which the memory fit leaves out; vLLM takes 90% of a
     device whatever the model (the `auto` backend picks it where installed)."""
-    lm_training = job.stage == "generative" or (
-        job.dataset in study.answer_tasks and job.stage in ("ground_truth", "student")
-    )
-    vllm = job.stage == "baseline" and study.spec.inference.backend != "transformers"
-    return not (lm_training or vllm)
+    work = work_of(job, study)
+    vllm = work.prompts and study.spec.inference.backend != "transformers"
+    return not (work.trains_language_model or vllm)
 
 
 def gpu_share(job: Job, study: Study) -> float:
@@ -93,15 +88,14 @@ def job_resources(job: Job, study: Study, cluster: dict[str, float]) -> dict[str
     if worker_plan(job, study, cluster) is not None:
         return {"CPU": COORDINATOR_CPU}
     card = study.cards[job.model]
-    # a backbone forward in any mode (features, prompting); every stage in finetune mode
-    uses_backbone = stage_of(job).INFERS or study.spec.mode == "finetune"
-    if not uses_backbone:
+    work = work_of(job, study)
+    if not work.passes:  # probe heads on cached features
         return {"CPU": 1.0}
     cpus = min(float(card.resources.cpus), max(1.0, cluster.get("CPU", 1.0)))
     request = {"CPU": cpus, "memory": card.resources.memory_gb * GIB}
     if cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0:
         # a prompted model is sharded over the GPUs its bf16 weights need (tensor parallel)
-        gpus = inference_gpus(card.params) if job.stage == "baseline" else 1
+        gpus = inference_gpus(card.params) if work.prompts else 1
         request["GPU"] = float(min(gpus, cluster["GPU"]))
         if request["GPU"] == 1:
             request["GPU"] = gpu_share(job, study)

@@ -2,8 +2,8 @@
 
 A stage module plans its jobs from what the stages before it planned for the same dataset,
 runs one job, and says whether what a finished job left for later jobs can still be read.
-Its resources and cost come from the shared models in resources.py and cost.py, keyed by
-the stage's `TRAINS` / `INFERS` flags.
+It also says what a job does to its model (`work`: training and forward passes, or probe
+heads), from which cost.py prices its seconds and memory and resources.py its request.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ class Stage(Protocol):
     """A stage module (w2s_ray.study.stages.<name>)."""
 
     NAME: str
-    TRAINS: bool  # fine-tunes a model (in finetune mode): a device and memory per the card
-    INFERS: bool  # runs a backbone forward in any mode (features, prompting)
 
     def plan(self, dataset: DatasetPlan) -> list[Job]: ...
 

@@ -16,10 +16,9 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel, backend, metrics_of, probs_of
+from w2s_ray.study.work import Forward, Sizes, Work
 
 NAME = "baseline"
-TRAINS = False
-INFERS = True
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -150,3 +149,16 @@ def _score_prompts(job: Job, study: Study, pool: list[Example], test: list[Examp
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
     return True  # a baseline leaves nothing another job reads
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    base = study.spec.baselines
+    n = min(sizes.test, base.n_test or sizes.test)
+    return Work((Forward("prompt", n, prompt_tokens(study, job)),))
+
+
+def prompt_tokens(study: Study, job: Job) -> int:
+    """Tokens of one prompt at most: k demonstrations and the question, within the cap."""
+    shots = job.key.get("k", 0)
+    budget = study.spec.baselines.max_prompt_tokens
+    return min(budget, (shots + 1) * (study.max_length(job.dataset) + 8) + 32)

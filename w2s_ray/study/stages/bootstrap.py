@@ -14,14 +14,13 @@ from w2s_ray.study.folds import assign_folds
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
-from w2s_ray.study.stages.weak_labels import trained_on, trained_pairs
+from w2s_ray.study.stages.weak_labels import BOOTSTRAP_FOLDS, trained_on, trained_pairs
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel, metrics_of, probs_of, train_and_evaluate
+from w2s_ray.study.work import Sizes, Work, trained_and_scored
 from w2s_ray.train.metrics import agreement
 
 NAME = "bootstrap"
-TRAINS = True
-INFERS = False
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -98,3 +97,12 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
     return not sees_cache or artifacts.load_labels(job.job_id) is not None
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    """A model per fold, each trained on the other folds and labelling its own and the test
+    set."""
+    folds = int(job.key.get("folds", BOOTSTRAP_FOLDS))
+    fold_n = sizes.student_train * (folds - 1) // folds
+    one = trained_and_scored(job, study, fold_n, sizes.student_train // folds + sizes.test)
+    return Work(one.passes * folds, one.heads * folds)

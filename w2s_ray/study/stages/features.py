@@ -11,10 +11,9 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel, backend, n_cut
+from w2s_ray.study.work import Forward, Sizes, Work
 
 NAME = "features"
-TRAINS = False
-INFERS = True
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -51,3 +50,7 @@ def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) 
     from w2s_ray.study.integrity import cached_features_intact
 
     return not sees_cache or cached_features_intact(job.job_id)
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    return Work((Forward("features", sizes.weak_train + sizes.student_train + sizes.test),))

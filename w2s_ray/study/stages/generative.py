@@ -13,10 +13,9 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel
+from w2s_ray.study.work import Sizes, Train, Work
 
 NAME = "generative"
-TRAINS = True
-INFERS = False
 
 
 def lm_train_settings(study: Study, model: str) -> dict[str, Any]:
@@ -58,3 +57,9 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
     return not sees_cache or artifacts.load_backbone_record(job.job_id) is not None
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    batch = lm_train_settings(study, job.model)["batch_size"]
+    pool = sizes.weak_train + sizes.student_train
+    return Work((Train(pool, study.spec.generative.epochs, batch, language_model=True),))

@@ -15,10 +15,9 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel, metrics_of, train_and_evaluate
+from w2s_ray.study.work import Sizes, Work, trained_and_scored
 
 NAME = "ground_truth"
-TRAINS = True
-INFERS = False
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -75,3 +74,7 @@ def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) 
     weights = store.job_file(job.job_id, "model.safetensors")
     predictions = artifacts.load_test_predictions(store, job.job_id)
     return store_weights_intact(store, weights) and predictions is not None
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    return trained_and_scored(job, study, sizes.weak_train, sizes.test)

@@ -21,11 +21,10 @@ from w2s_ray.study.training import (
     n_cut,
     probs_of,
 )
+from w2s_ray.study.work import Forward, Sizes, Work
 from w2s_ray.train.loop import predict_probs
 
 NAME = "label"
-TRAINS = False  # a forward pass of the supervisor: a device in finetune mode (resources.py)
-INFERS = False
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -88,3 +87,12 @@ def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) 
     if job.dataset in study.answer_tasks:
         return artifacts.load_answers(job.job_id) is not None
     return artifacts.load_labels(job.job_id) is not None
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    n = sizes.student_train + sizes.test
+    if job.dataset in study.answer_tasks:
+        return Work((Forward("answer", n),))
+    if study.spec.mode != "finetune":
+        return Work(heads=1)  # a linear head over cached features
+    return Work((Forward("label", n),))

@@ -13,11 +13,10 @@ from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.stages.weak_labels import trained_on, trained_pairs
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import Parallel, metrics_of, probs_of, train_and_evaluate
+from w2s_ray.study.work import Sizes, Work, trained_and_scored
 from w2s_ray.train.metrics import agreement
 
 NAME = "student"
-TRAINS = True
-INFERS = False
 
 
 def plan(p: DatasetPlan) -> list[Job]:
@@ -63,3 +62,7 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
     return True  # a student leaves nothing another job reads
+
+
+def work(job: Job, study: Study, sizes: Sizes) -> Work:
+    return trained_and_scored(job, study, sizes.student_train, sizes.test)
