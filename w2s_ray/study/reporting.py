@@ -79,11 +79,16 @@ def _missing(
 
 
 def write_report(
-    store: StudyStore, options: ReportOptions = ReportOptions(), *, running: bool | None = None
+    store: StudyStore,
+    options: ReportOptions = ReportOptions(),
+    *,
+    running: bool | None = None,
+    found: dict[str, dict[str, Any] | None] | None = None,
 ) -> list[str]:
     """Build and write the report; returns the written paths relative to the study.
 
-    Each job's result is read once, for the table and for the list of what is missing.
+    Each job's result is read once, for the table and for the list of what is missing;
+    the driver, which has just read them all, hands them over as `found` (by job id).
     """
     from analysis.figures import figure_files
     from analysis.render import frames, to_html, to_markdown
@@ -94,14 +99,15 @@ def write_report(
         running = is_alive(store.read_driver())
     if plan is None:
         jobs: list[dict[str, Any]] = []
-        found: dict[str, dict[str, Any] | None] = {}
+        found = {}
         results = pl.read_parquet(io.BytesIO(store.read_bytes("results.parquet") or b""))
         name = store.location.rstrip("/").rsplit("/", 1)[-1]
     else:
         jobs = [
             {**job, "stage": stage} for stage, staged in plan["stages"].items() for job in staged
         ]
-        found = {str(job["job_id"]): store.read_result(str(job["job_id"])) for job in jobs}
+        if found is None:
+            found = {str(job["job_id"]): store.read_result(str(job["job_id"])) for job in jobs}
         results = results_frame(found.values())
         name = str(plan.get("study", "study"))
     try:

@@ -19,7 +19,7 @@ from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
 from w2s_ray.study.scheduling import schedule
-from w2s_ray.study.store import StudyStore
+from w2s_ray.study.store import StudyStore, results_frame
 from w2s_ray.study.writes import (
     StudyWriteError,
     check_writable,
@@ -283,40 +283,39 @@ def _run_study(
         # stops with that job's message rather than train on into a full disk
         raise StudyWriteError(scheduler.stopped.message)
     check_writable(store)
-    return finish(study, stages, store, progress)
+    return finish(stages, store)
 
 
-def finish(
-    study: Study, stages: dict[str, list[Job]], store: StudyStore, progress: StageProgress
-) -> StudyOutcome:
-    """Rebuild the tables and figures from the result files (also for a partial study)."""
+def finish(stages: dict[str, list[Job]], store: StudyStore) -> StudyOutcome:
+    """Build the tables and figures from the result files (also for a partial study): each
+    result is read once, and the report gets what was read."""
     from analysis.pgr import compute_pgr
 
-    all_ids = [j.job_id for jobs in stages.values() for j in jobs]
-    results = store.results_table(all_ids)
+    jobs = [j for staged in stages.values() for j in staged]
+    found = {job.job_id: store.read_result(job.job_id) for job in jobs}
+    results = results_frame(found.values())
     pgr = compute_pgr(results)
     store.write_parquet("results.parquet", results)
     store.write_parquet("pgr.parquet", pgr)
-    report_error = _write_report(store)
+    report_error = _write_report(store, found)
     failures, crashed = {}, False
-    for jobs in stages.values():
-        for job in jobs:
-            if not store.is_done(job.job_id):
-                error = store.read_error(job.job_id)
-                failures[job.title] = error.line if error is not None else UPSTREAM_FAILED
-                crashed = crashed or (error is not None and error.kind == "crash")
+    for job in jobs:
+        if found[job.job_id] is None:
+            error = store.read_error(job.job_id)
+            failures[job.title] = error.line if error is not None else UPSTREAM_FAILED
+            crashed = crashed or (error is not None and error.kind == "crash")
     where = store.root if store.is_local else store.location
     users = bool(failures) and not crashed and any(e != UPSTREAM_FAILED for e in failures.values())
     return StudyOutcome(where, results, pgr, failures, report_error, users)
 
 
-def _write_report(store: StudyStore) -> str | None:
+def _write_report(store: StudyStore, found: dict[str, dict[str, object] | None]) -> str | None:
     """The report is derived from files already written: if it fails, nothing computed is
     lost, and `w2s-ray report DIR` rebuilds it once the cause is fixed."""
     from w2s_ray.study.reporting import write_report
 
     try:
-        write_report(store, running=False)
+        write_report(store, running=False, found=found)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

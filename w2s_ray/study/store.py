@@ -192,10 +192,6 @@ class StudyStore:
     def read_driver(self) -> dict[str, Any] | None:
         return self.read_json("driver.json")
 
-    def results_table(self, job_ids: list[str]) -> pl.DataFrame:
-        """One row per finished, evaluated job of the plan, in the contract's columns."""
-        return results_frame(self.read_result(job_id) for job_id in job_ids)
-
     def write_parquet(self, rel: str, frame: pl.DataFrame) -> None:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
