@@ -24,6 +24,7 @@ LONGEST_FIRST = (
     "test_distributed.py",
     "test_study_end_to_end.py",
     "test_resume_after_kill.py",
+    "test_lost_node.py",
     "test_fsdp_state.py",
     "test_submit.py",
     "test_fault_retry.py",
