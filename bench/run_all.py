@@ -25,6 +25,7 @@ SUITE: dict[str, tuple[list[str] | None, list[str]]] = {
     "inference_backends": (["--prompts", "64", "--texts", "256"], []),
     "ray_overhead": (["--trials", "4"], []),
     "fault_injection": (["--quick", "--kills", "2"], []),
+    "scheduler_scale": (["--quick"], []),
     "quickstart_time": (None, []),
 }
 
