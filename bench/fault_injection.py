@@ -1,4 +1,4 @@
-"""Fault drill: SIGKILL a study's driver at random moments, resume each time, kill a trial's
+"""Fault drill: SIGKILL a study's driver at random moments, resume each time, kill a job's
 worker process mid-training, and check the end equals an uninterrupted run; prints tables.
 
 python bench/fault_injection.py                       # offline MiniLM fine-tune study, 3 kills
@@ -9,11 +9,11 @@ python bench/fault_injection.py --study my.yaml       # drill a study of your ow
 What it checks, and prints:
 - after every kill and at the end, no result a finished job wrote is rewritten (bytes and
   modification time) and no cached weak label is rewritten: finished work is never redone;
-- a worker killed mid-trial is retried by Tune from the job's checkpoint while the driver
+- a worker killed mid-job is run again by Ray from the job's checkpoint while the driver
   carries on;
 - the final `results.parquet` metrics and `pgr.parquet` equal those of a run never killed;
 - resume overhead: the drill's total driver time beyond the uninterrupted run's, per kill,
-  and each resume's start-up (launch to its first trial starting).
+  and each resume's start-up (launch to its first job starting).
 Exits 1 if a check fails. The kill moments come from `--seed`, so a failing drill repeats.
 """
 
@@ -57,7 +57,7 @@ class Event:
     run: int  # which driver launch (1 = the first `run`)
     at_s: float  # seconds after that launch
     finished_jobs: int
-    startup_s: float | None  # launch to the first trial start of this launch
+    startup_s: float | None  # launch to the first job start of this launch
     rewritten: list[str] = field(default_factory=list)  # finished results touched again
 
 
@@ -95,7 +95,7 @@ def kill_driver(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def trial_workers(proc: subprocess.Popen) -> list[psutil.Process]:
+def job_workers(proc: subprocess.Popen) -> list[psutil.Process]:
     """The Ray worker processes under this driver that run study jobs right now."""
     try:
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -122,7 +122,7 @@ def label_files(cache: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (cache / "labels").glob("*.parquet")}
 
 
-def first_trial_start(study_dir: Path, launched_at: float) -> float | None:
+def first_job_start(study_dir: Path, launched_at: float) -> float | None:
     starts = []
     for path in study_dir.glob("jobs/*/started.json"):
         with contextlib.suppress(OSError, ValueError):
@@ -153,7 +153,7 @@ def drill_kills(
     kill_worker: bool,
 ) -> list[Event]:
     """Launch, kill at a random moment, resume: `kills` times. In the first launch (where
-    the study is sure to be training) a trial's worker is killed first."""
+    the study is sure to be training) a job's worker is killed first."""
     events: list[Event] = []
     for run in range(1, kills + 1):
         args = ["run", str(drill.study_file), "--study-dir", str(study_dir)]
@@ -180,7 +180,7 @@ def kill_a_training_worker(proc: subprocess.Popen, study_dir: Path, launched: fl
     """SIGKILL the worker of a job that this launch has checkpointed (it is mid-training:
     its retry must go on from that checkpoint); False if the driver ended first."""
     while proc.poll() is None:
-        ours = {worker.pid: worker for worker in trial_workers(proc)}
+        ours = {worker.pid: worker for worker in job_workers(proc)}
         for path in study_dir.glob("jobs/*/checkpoint.pt"):
             with contextlib.suppress(OSError, ValueError, KeyError, psutil.NoSuchProcess):
                 if path.stat().st_mtime > launched:
@@ -206,7 +206,7 @@ def _event(kind: str, run: int, launched: float, study_dir: Path, before: dict) 
         run,
         time.time() - launched,
         len(now),
-        first_trial_start(study_dir, launched),
+        first_job_start(study_dir, launched),
         rewritten(before, now),
     )
 

@@ -23,7 +23,6 @@ SUITE: dict[str, tuple[list[str] | None, list[str]]] = {
     "finetune_throughput": (["--steps", "2"], []),
     "determinism": (["--steps", "4"], []),
     "inference_backends": (["--prompts", "64", "--texts", "256"], []),
-    "ray_overhead": (["--trials", "4"], []),
     "fault_injection": (["--quick", "--kills", "2"], []),
     "scheduler_scale": (["--quick"], []),
     "quickstart_time": (None, []),
