@@ -188,7 +188,7 @@ class Scheduler:
                 self._collect(ref)
             self.stats.driver_seconds += time.monotonic() - busy
         self.stats.ended_at = time.monotonic()
-        self._ask_autoscaler()  # nothing waits any more: withdraw what was asked
+        self._ask_autoscaler(withdraw=True)  # what is left will not run in this study
         return self.failures
 
     def _refresh_cluster(self) -> None:
@@ -199,13 +199,14 @@ class Scheduler:
         self._total = {k: float(v) for k, v in ray.cluster_resources().items()}
         self._ask_autoscaler()
 
-    def _ask_autoscaler(self) -> None:
+    def _ask_autoscaler(self, withdraw: bool = False) -> None:
         """Tell an autoscaling cluster what the jobs waiting for room need: the driver holds
         them back to keep its order, so Ray alone would never see that demand (on a fixed
         cluster this does nothing)."""
         from ray.autoscaler.sdk import request_resources
 
-        waiting = sorted(e for heap in self._ready.values() for e in heap)[:DEMAND_BUNDLES]
+        waiting = [] if withdraw else sorted(e for h in self._ready.values() for e in h)
+        waiting = waiting[:DEMAND_BUNDLES]
         if not waiting and not self._asked:
             return
         running = [dict(shape) for _, shape in self._running.values()]
