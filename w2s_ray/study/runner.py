@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
+from w2s_ray.study.scheduler import Node
 from w2s_ray.study.scheduling import schedule
 from w2s_ray.study.store import StudyStore, results_frame
 from w2s_ray.study.writes import (
@@ -148,20 +150,13 @@ def check_context(name: str, context: int | None, max_length: int) -> None:
         )
 
 
-def plan_record(
-    study: Study, stages: dict[str, list[Job]], cluster: dict[str, float]
-) -> dict[str, object]:
-    """What `status` needs to know of the plan, readable without any registry or Ray."""
-    from w2s_ray.study.cost import job_seconds
+def plan_record(study: Study, stages: dict[str, list[Job]], nodes: list[Node]) -> dict[str, object]:
+    """What `status` needs to know of the plan, readable without any registry or Ray: each
+    job's request and estimate as the scheduler got them (`status` scales the estimates to
+    tell the time left)."""
     from w2s_ray.study.inputs import study_record
-    from w2s_ray.study.resources import job_resources, worker_plan
 
-    gpus = cluster.get("GPU", 0.0) >= 1
-
-    def seconds(job: Job) -> float:  # what `status` scales to estimate the time left
-        workers = worker_plan(job, study, cluster)
-        return round(job_seconds(job, study, gpus, workers.workers if workers else 1), 3)
-
+    scheduled = {node.key: node for node in nodes}
     return {
         "study": study.spec.name,
         "inputs": study_record(study),  # each model's and dataset's revision or digest
@@ -171,8 +166,8 @@ def plan_record(
                     "job_id": job.job_id,
                     "title": job.title,
                     "deps": list(job.deps),
-                    "resources": job_resources(job, study, cluster),
-                    "seconds": seconds(job),
+                    "resources": dict(scheduled[job.job_id].resources),
+                    "seconds": round(scheduled[job.job_id].seconds, 3),
                 }
                 for job in jobs
             ]
@@ -257,8 +252,9 @@ def _run_study(
     store.write_parquet("data.parquet", pl.DataFrame(data_rows, schema=DATA_COUNTS_SCHEMA))
     stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
-    store.write_plan(plan_record(study, stages, cluster))
     every_job = [job for jobs in stages.values() for job in jobs]
+    nodes = schedule(study, every_job, cluster)
+    store.write_plan(plan_record(study, stages, nodes))
     sees_cache = not (address or "").startswith("ray://")  # a Ray Client's cache is its own
     for note in send_back_broken_jobs(every_job, study, store, sees_cache):
         console.print(f"[yellow]{note}[/yellow]")
@@ -273,10 +269,14 @@ def _run_study(
         Live(progress, console=console, refresh_per_second=2, transient=False) as live,
     ):
         done = {j for j, state in progress.state.items() if state == "done"}
-        nodes = schedule(study, every_job, cluster)
         scheduler = Scheduler(nodes, executor, done=done, on_event=progress.set)
         scheduler.run()
         live.refresh()
+    for job_id, error in scheduler.failures.items():
+        # a job whose task was lost (its worker or node died more often than Ray retries)
+        # has no error.json of its own: its worker never lived to write one
+        with contextlib.suppress(OSError):  # on a full disk the record may not fit either
+            store.write_error(job_id, error)
     console.line()  # a piped log would otherwise glue the next table to this one's last line
     if scheduler.stopped is not None:
         # a job could not write its files: every later job would fail alike, so the study

@@ -91,32 +91,33 @@ def _shape(resources: Mapping[str, float]) -> Shape:
     return tuple(sorted((k, float(v)) for k, v in resources.items() if v))
 
 
-def chain_lengths(nodes: Iterable[Node]) -> dict[str, float]:
-    """For each node, the estimated seconds of the longest chain from it to the end of the
-    graph, itself included: the critical path runs through the largest values."""
-    by_key = {n.key: n for n in nodes}
+def _children(by_key: Mapping[str, Node]) -> dict[str, list[str]]:
+    """Each node's dependants within `by_key` (a dependency outside it is already done)."""
     children: dict[str, list[str]] = defaultdict(list)
     for node in by_key.values():
         for dep in node.deps:
             if dep in by_key:
                 children[dep].append(node.key)
+    return children
+
+
+def chain_lengths(nodes: Iterable[Node]) -> dict[str, float]:
+    """For each node, the estimated seconds of the longest chain from it to the end of the
+    graph, itself included: the critical path runs through the largest values."""
+    by_key = {n.key: n for n in nodes}
+    children = _children(by_key)
     length: dict[str, float] = {}
-    for key in reversed(_topological(by_key)):
+    for key in reversed(_topological(by_key, children)):
         below = [length[c] for c in children[key]]
         length[key] = by_key[key].seconds + max(below, default=0.0)
     return length
 
 
-def _topological(by_key: Mapping[str, Node]) -> list[str]:
+def _topological(by_key: Mapping[str, Node], children: Mapping[str, list[str]]) -> list[str]:
     pending = {k: sum(d in by_key for d in n.deps) for k, n in by_key.items()}
-    children: dict[str, list[str]] = defaultdict(list)
-    for node in by_key.values():
-        for dep in node.deps:
-            if dep in by_key:
-                children[dep].append(node.key)
     order = [k for k, count in pending.items() if count == 0]
     for key in order:  # grows while it is walked
-        for child in children[key]:
+        for child in children.get(key, []):
             pending[child] -= 1
             if pending[child] == 0:
                 order.append(child)
@@ -149,13 +150,8 @@ class Scheduler:
         self._executor_ref = ray.put(executor)
         todo = {k: n for k, n in self.nodes.items() if k not in self.done}
         self._priority = chain_lengths(todo.values())
-        self._children: dict[str, list[str]] = defaultdict(list)
-        self._waiting_on: dict[str, int] = {}
-        for key, node in todo.items():
-            missing = [d for d in node.deps if d not in self.done]
-            self._waiting_on[key] = len(missing)
-            for dep in missing:
-                self._children[dep].append(key)
+        self._children = _children(todo)
+        self._waiting_on = {k: sum(d not in self.done for d in n.deps) for k, n in todo.items()}
         self._crashes: dict[str, int] = defaultdict(int)
         self._ready: dict[Shape, list[tuple[float, float, str]]] = defaultdict(list)
         self._running: dict[ray.ObjectRef, tuple[list[str], Shape]] = {}
@@ -214,11 +210,11 @@ class Scheduler:
         self._asked = bool(wanted)
         request_resources(bundles=[*running, *wanted] if wanted else [])
 
+    def _free(self, name: str) -> float:
+        return self._total.get(name, 0.0) - self._in_use[name]
+
     def _fits(self, shape: Shape) -> bool:
-        for name, amount in shape:
-            if self._total.get(name, 0.0) - self._in_use[name] < amount - 1e-9:
-                return False
-        return True
+        return all(self._free(name) >= amount - 1e-9 for name, amount in shape)
 
     def _best_ready(self, only_fitting: bool) -> Shape | None:
         best: tuple[float, float, str] | None = None
@@ -246,11 +242,7 @@ class Scheduler:
 
     def _slots(self, shape: Shape) -> int:
         """How many tasks of `shape` fit in what is free now (at least one)."""
-        fits = [
-            (self._total.get(name, 0.0) - self._in_use[name]) / amount
-            for name, amount in shape
-            if amount > 0
-        ]
+        fits = [self._free(name) / amount for name, amount in shape if amount > 0]
         return max(1, int(min(fits, default=1)))
 
     def _take_batch(self, shape: Shape) -> list[str]:

@@ -3,14 +3,12 @@ which short jobs may share a task."""
 
 from __future__ import annotations
 
-from w2s_ray.study.cost import job_seconds
+from w2s_ray.study.cost import job_seconds, work_of
 from w2s_ray.study.graph import Job
 from w2s_ray.study.job_task import JobPayload
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.resources import job_resources, worker_plan
 from w2s_ray.study.scheduler import Node
-
-HEAD_ONLY = {"CPU": 1.0}  # a probe head or a label lookup on cached features
 
 
 def schedule(study: Study, jobs: list[Job], cluster: dict[str, float]) -> list[Node]:
@@ -20,7 +18,7 @@ def schedule(study: Study, jobs: list[Job], cluster: dict[str, float]) -> list[N
         resources = job_resources(job, study, cluster)
         workers = worker_plan(job, study, cluster)
         # probe heads of one dataset run several to a task: its splits and features load once
-        batch = job.dataset if resources == HEAD_ONLY else None
+        batch = job.dataset if not work_of(job, study).passes else None
         nodes.append(
             Node(
                 key=job.job_id,

@@ -203,9 +203,12 @@ def test_a_random_graph_never_beats_its_lower_bound():
 def test_the_run_records_each_jobs_estimate_for_status():
     from w2s_ray.study.plan import plan_jobs
     from w2s_ray.study.runner import plan_record
+    from w2s_ray.study.scheduling import schedule
 
     study = _study(["pythia-70m", "pythia-410m"])
-    record = plan_record(study, plan_jobs(study), GPU_CLUSTER)
+    stages = plan_jobs(study)
+    jobs = [job for staged in stages.values() for job in staged]
+    record = plan_record(study, stages, schedule(study, jobs, GPU_CLUSTER))
     jobs = [job for stage in record["stages"].values() for job in stage]  # type: ignore[union-attr]
     assert jobs and all(job["seconds"] > 0 for job in jobs)
     shares = {job["resources"].get("GPU") for job in jobs}

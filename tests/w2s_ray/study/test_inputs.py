@@ -13,8 +13,9 @@ from fake_hf_cache import COMMIT_A, COMMIT_B, write_ref
 
 from w2s_ray.spec import parse_spec
 from w2s_ray.study import inputs
-from w2s_ray.study.plan import Job, plan_jobs, resolve
+from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
 from w2s_ray.study.runner import plan_record
+from w2s_ray.study.scheduling import schedule
 
 HUB_STUDY: dict[str, Any] = {
     "name": "hub",
@@ -45,6 +46,12 @@ def _follows(before: dict, after: dict, model: str) -> None:
     for role in before:
         reads = model in (role[2], role[3])  # the job's model, or the weak one it learns from
         assert (after[role] != before[role]) == reads, role
+
+
+def _plan_record(study: Study) -> dict[str, Any]:
+    stages = plan_jobs(study)
+    jobs = [job for staged in stages.values() for job in staged]
+    return plan_record(study, stages, schedule(study, jobs, {}))
 
 
 def test_a_cached_commit_enters_the_ids_of_the_jobs_that_read_that_model(hf_cache: Path) -> None:
@@ -96,7 +103,7 @@ def test_unresolved_hub_inputs_give_one_warning_and_are_recorded_so(
     for name in ("pythia-70m", "pythia-160m", "boolq", "dream"):
         assert name in warnings[0]
     assert "pin `revision:`" in warnings[0]
-    record = plan_record(study, plan_jobs(study), {})["inputs"]
+    record = _plan_record(study)["inputs"]
     assert record["models"]["pythia-70m"]["revision"] == "main (unresolved)"
     assert record["datasets"]["dream"]["revision"] == "refs/convert/parquet (unresolved)"
 
@@ -106,7 +113,7 @@ def test_the_plan_and_each_result_record_the_revisions(hf_cache: Path) -> None:
     write_ref(hf_cache, "dataset", "google/boolq", "main", COMMIT_A)
     data = {**HUB_STUDY, "models": [{"name": "pythia-70m", "revision": COMMIT_A}, "pythia-160m"]}
     study = resolve(parse_spec(data))
-    record = plan_record(study, plan_jobs(study), {})["inputs"]
+    record = _plan_record(study)["inputs"]
     assert record["models"]["pythia-70m"] == {
         "source": "EleutherAI/pythia-70m",
         "revision": COMMIT_A,

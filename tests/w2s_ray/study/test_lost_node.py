@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 import pytest
-import yaml
+from checkpointing_study import checkpointing_study_file
 
 pytestmark = pytest.mark.slow
 
@@ -160,23 +160,6 @@ def two_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoNodes]:
     assert ray.is_initialized() == connected
 
 
-def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
-    spec = {
-        "name": "lost-node",
-        "datasets": [{"name": "toy", "path": str(dataset)}],
-        "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in models.items()],
-        "seeds": [0, 1],  # a second wave of fine-tunes starts on each node
-        "mode": "finetune",
-        "methods": ["xent"],
-        "data": {"n_train": 160, "n_test": 60},
-        # each job checkpoints at every epoch's end and trains for seconds
-        "train": {"epochs": 20, "lr": 1e-3, "batch_size": 4, "max_length": 16},
-    }
-    path = tmp_path / "lost-node.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
 def _driver(study: Path, study_dir: Path, address: str, cache: Path) -> subprocess.Popen:
     args = ["run", str(study), "--study-dir", str(study_dir), "--address", address]
     with (study_dir.parent / f"{study_dir.name}.log").open("w") as log:
@@ -231,7 +214,9 @@ def _tables(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_a_study_survives_losing_a_worker_node_mid_training(
     two_nodes: TwoNodes, tiny_models, toy_dataset, tmp_path
 ):
-    study = _study_file(tmp_path, tiny_models, toy_dataset)
+    # two seeds: a second wave of fine-tunes starts on each node
+    seeds = [0, 1]
+    study = checkpointing_study_file(tmp_path, "lost-node", tiny_models, toy_dataset, seeds)
     reference, lost = tmp_path / "reference", tmp_path / "lost"
     _wait(_driver(study, reference, two_nodes.address, tmp_path / "cache-ref"), reference)
 

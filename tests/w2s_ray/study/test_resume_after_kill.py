@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from checkpointing_study import checkpointing_study_file
 
 pytestmark = pytest.mark.slow
 
@@ -25,27 +25,11 @@ def _drill_module():
     return module
 
 
-def _study_file(tmp_path: Path, models: dict[str, Path], dataset: Path) -> Path:
-    spec = {
-        "name": "killed",
-        "datasets": [{"name": "toy", "path": str(dataset)}],
-        "models": [{"name": n, "path": str(p), "pretrain_tokens": 1e6} for n, p in models.items()],
-        "seeds": [0],
-        "mode": "finetune",
-        "methods": ["xent"],
-        "data": {"n_train": 160, "n_test": 60},
-        "train": {"epochs": 20, "lr": 1e-3, "batch_size": 4, "max_length": 16},
-    }
-    path = tmp_path / "killed.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
 def test_random_driver_kills_and_a_worker_kill_end_as_the_uninterrupted_run(
     tiny_models, toy_dataset, tmp_path
 ):
     drill = _drill_module()
-    study = _study_file(tmp_path, tiny_models, toy_dataset)
+    study = checkpointing_study_file(tmp_path, "killed", tiny_models, toy_dataset, [0])
     report = drill.run_drill(study, tmp_path, kills=2, seed=3, kill_worker=True)
     drill.print_report(report)
     assert report["problems"] == [], report["problems"]

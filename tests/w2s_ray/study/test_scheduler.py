@@ -38,6 +38,8 @@ def _probe_executor(log_dir: Path):
                 if (fail == "crash_once" and tries == 0) or fail == "crash_always":
                     out.append(JobError("crash", "boom", "Traceback", "RuntimeError"))
                     continue
+                if fail == "die":  # the worker process goes, as on a lost node
+                    os._exit(1)
                 if fail in ("user", "write"):
                     out.append(JobError(fail, "bad input"))
                     continue
@@ -149,3 +151,13 @@ def test_a_write_failure_stops_new_jobs_from_starting(ray_session, tmp_path):
     failures = scheduler.run()
     assert scheduler.stopped is not None and failures["full-disk"].kind == "write"
     assert not (tmp_path / "later").exists()
+
+
+def test_a_task_whose_worker_keeps_dying_fails_as_a_crash_after_rays_retries(ray_session, tmp_path):
+    nodes = [_node("dies", fail="die"), _node("after-dies", deps=["dies"]), _node("fine")]
+    failures = Scheduler(nodes, _probe_executor(tmp_path)).run()
+    assert set(failures) == {"dies"} and failures["dies"].kind == "crash"
+    assert "its Ray task was lost" in failures["dies"].message
+    # Ray ran it 1 + max_retries times, and the driver's own crash retries twice on top
+    assert len(list(tmp_path.glob("dies.try*"))) == 3 * 3
+    assert (tmp_path / "fine").exists() and not (tmp_path / "after-dies").exists()
