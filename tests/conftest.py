@@ -206,6 +206,12 @@ def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT whose heads are 32 wide, the narrowest vLLM's CPU kernels take."""
+    return _save_tiny_bert(tmp_path_factory.mktemp("tiny-encoder") / "tiny-bert", 64, 2, 3, 0.0)
+
+
+@pytest.fixture(scope="session")
 def tiny_ladder(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """Three rungs, so a weak -> strong pair has a model between them (bootstrapping)."""
     mid = _save_tiny_bert(tmp_path_factory.mktemp("tiny-mid") / "tiny-m", 24, 1, 2)

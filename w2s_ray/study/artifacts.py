@@ -32,9 +32,9 @@ def labels_path(job_id: str) -> Path:
     return cache_root() / "labels" / f"{job_id}.parquet"
 
 
-def save_features(job_id: str, ids: list[str], features: torch.Tensor) -> None:
-    data = save({"features": features.contiguous()}, metadata={"ids": json.dumps(ids)})
-    atomic_write_bytes(features_path(job_id), data)
+def save_features(job_id: str, ids: list[str], features: torch.Tensor, backend: str) -> None:
+    metadata = {"ids": json.dumps(ids), "backend": backend}
+    atomic_write_bytes(features_path(job_id), save({"features": features.contiguous()}, metadata))
 
 
 def load_features(job_id: str) -> tuple[dict[str, int], torch.Tensor] | None:
@@ -78,10 +78,10 @@ def _read_frame(
     return frame
 
 
-def save_labels(job_id: str, ids: list[str], probs: torch.Tensor) -> None:
-    _write_frame(
-        labels_path(job_id), pl.DataFrame({"id": ids, "p1": probs[:, 1].double().tolist()})
-    )
+def save_labels(job_id: str, ids: list[str], probs: torch.Tensor, backend: str) -> None:
+    p1 = probs[:, 1].double().tolist()
+    frame = pl.DataFrame({"id": ids, "p1": p1, "backend": [backend] * len(ids)})
+    _write_frame(labels_path(job_id), frame)
 
 
 def _check_probabilities(frame: pl.DataFrame) -> None:
@@ -100,10 +100,30 @@ def answers_path(job_id: str) -> Path:
     return cache_root() / "answers" / f"{job_id}.parquet"
 
 
-def save_answers(job_id: str, answers: dict[str, str]) -> None:
+def save_answers(job_id: str, answers: dict[str, str], backend: str) -> None:
     """A weak model's generated answers (generative tasks), by example id."""
-    frame = pl.DataFrame({"id": list(answers), "answer": list(answers.values())})
+    frame = pl.DataFrame(
+        {"id": list(answers), "answer": list(answers.values()), "backend": backend}
+    )
     _write_frame(answers_path(job_id), frame)
+
+
+def made_by(path: Path) -> str | None:
+    """The inference backend(s) that made a cached artifact ("vllm", "transformers", or
+    both joined by "+" when shards ran on different ones); None for files from before it was
+    recorded, or unreadable ones (their readers rebuild them)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                return (handle.metadata() or {}).get("backend")
+        frame = pl.read_parquet(path)
+    except Exception:
+        return None
+    if "backend" not in frame.columns:
+        return None
+    return "+".join(sorted({str(b) for b in frame["backend"].unique().to_list() if b}))
 
 
 def _check_answers(frame: pl.DataFrame) -> None:

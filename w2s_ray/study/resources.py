@@ -58,9 +58,10 @@ def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan
 def shares_a_gpu(job: Job, study: Study) -> bool:
     """Whether `job` may run beside others on one GPU. Language-model fine-tunes hold
     logits over the whole vocabulary, which the memory fit leaves out; vLLM takes 90% of a
-    device whatever the model (the `auto` backend picks it where installed)."""
+    device whatever the model, and the `auto` backend gives it every inference job whose
+    model it supports, where it is installed."""
     work = work_of(job, study)
-    vllm = work.prompts and study.spec.inference.backend != "transformers"
+    vllm = work.inference_only and study.spec.inference.backend != "transformers"
     return not (work.trains_language_model or vllm)
 
 

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from w2s_ray.datasets import Example
-from w2s_ray.infer.backend import InferenceBackend, get_backend
+from w2s_ray.infer.backend import InferenceBackend, backend_for, get_backend
 from w2s_ray.infer.hf import pick_device
+from w2s_ray.infer.vllm_support import Task
 from w2s_ray.spec import MethodSpec
 from w2s_ray.study import artifacts, data_prep
 from w2s_ray.study.faults import FaultReporter
@@ -46,10 +47,17 @@ class Parallel:
 
 
 ALONE = Parallel()
+# What computed labels that came from a head in torch rather than an inference backend
+# (probe heads on cached features, bootstrap fold models); recorded as a backend's name is.
+TORCH_HEAD = "torch"
 
 
-def backend(study: Study) -> InferenceBackend:
-    return get_backend(study.spec.inference.backend, trust_remote_code=study.spec.trust_remote_code)
+def backend(study: Study, model_path: str, task: Task) -> InferenceBackend:
+    """The engine for `model_path` and `task` under the study's `inference.backend`; jobs
+    record its `name` beside what it made."""
+    trust = study.spec.trust_remote_code
+    name = backend_for(study.spec.inference.backend, model_path, task, trust_remote_code=trust)
+    return get_backend(name, trust_remote_code=trust)
 
 
 def inputs_for(study: Study, job: Job, examples: list[Example]) -> Inputs:

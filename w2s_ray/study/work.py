@@ -48,6 +48,11 @@ class Work:
         return any(isinstance(p, Train) and not p.language_model for p in self.passes)
 
     @property
+    def inference_only(self) -> bool:
+        """Forward passes and nothing else: what an inference backend (vLLM) may run."""
+        return bool(self.passes) and all(isinstance(p, Forward) for p in self.passes)
+
+    @property
     def prompts(self) -> bool:
         return any(isinstance(p, Forward) and p.kind == "prompt" for p in self.passes)
 

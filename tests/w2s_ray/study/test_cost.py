@@ -135,14 +135,17 @@ def test_the_resources_keys_are_checked_like_every_other():
         _study(["pythia-70m", "pythia-1.4b"], resources={"jobs_per_gpu": 0})
 
 
-def test_vllm_baselines_and_language_model_fine_tunes_keep_whole_gpus():
+def test_vllm_inference_and_language_model_fine_tunes_keep_whole_gpus():
     decoders = ["pythia-70m", "pythia-160m"]
     baseline = _job("baseline", "pythia-160m", method="zeroshot", key={"k": 0})
+    labels = _job("label", "pythia-70m")  # a fine-tuned weak model labelling
     generative = Job("generative-x", "generative", "sciq", "pythia-160m")
     auto = _study(decoders)
     hf = _study(decoders, inference={"backend": "transformers"})
-    assert gpu_share(baseline, auto) == 1.0  # vLLM would take 90% of the device
-    assert gpu_share(baseline, hf) < 1.0
+    for inference in (baseline, labels):
+        assert gpu_share(inference, auto) == 1.0  # vLLM would take 90% of the device
+        assert gpu_share(inference, hf) < 1.0
+    assert gpu_share(_job("ground_truth", "pythia-70m"), auto) < 1.0  # training: shared
     assert gpu_share(generative, hf) == 1.0
     # a model too big for one GPU is still fine-tuned over whole-GPU workers
     big = _study(["pythia-70m", "pythia-12b"])

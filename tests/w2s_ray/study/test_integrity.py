@@ -47,7 +47,9 @@ def finished_study(tiny_models, toy_dataset, tmp_path, monkeypatch):
             artifacts.save_weights(store, store.job_file(job.job_id, "model.safetensors"),
                                    {"w": torch.ones(8)})  # fmt: skip
         if job.stage == "label":
-            artifacts.save_labels(job.job_id, ["x", "y"], torch.tensor([[0.3, 0.7], [0.9, 0.1]]))
+            artifacts.save_labels(
+                job.job_id, ["x", "y"], torch.tensor([[0.3, 0.7], [0.9, 0.1]]), "transformers"
+            )
     return study, jobs, store
 
 

@@ -140,7 +140,7 @@ def _score_prompts(job: Job, study: Study, pool: list[Example], test: list[Examp
     fmt = study.prompt_format(job.dataset)
     budget = min(study.spec.baselines.max_prompt_tokens, int(context))
     encoded = encode_for_scoring(tokenizer, fmt, demos, [ex.text for ex in test], budget)
-    engine = backend(study)
+    engine = backend(study, model_path, "generate")
     scores = engine.score_choices(model_path, encoded.prompts, encoded.choices)
     artifacts.save_scores(
         job.job_id, [ex.id for ex in test], scores, encoded.demos_used, engine.name

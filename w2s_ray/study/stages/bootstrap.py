@@ -16,7 +16,13 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.stages.weak_labels import BOOTSTRAP_FOLDS, trained_on, trained_pairs
 from w2s_ray.study.store import StudyStore
-from w2s_ray.study.training import Parallel, metrics_of, probs_of, train_and_evaluate
+from w2s_ray.study.training import (
+    TORCH_HEAD,
+    Parallel,
+    metrics_of,
+    probs_of,
+    train_and_evaluate,
+)
 from w2s_ray.study.work import Sizes, Work, trained_and_scored
 from w2s_ray.train.metrics import agreement
 
@@ -80,7 +86,9 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
             return None
         ordered = torch.stack([held_out_probs[ex.id] for ex in pool])
         probs = torch.cat([ordered, torch.stack(test_probs).mean(0)])
-        artifacts.save_labels(job.job_id, [ex.id for ex in pool + splits.test], probs)
+        # the fold models predict where they trained: a transformers forward, or a probe head
+        made_by = "transformers" if study.spec.mode == "finetune" else TORCH_HEAD
+        artifacts.save_labels(job.job_id, [ex.id for ex in pool + splits.test], probs, made_by)
         labels = artifacts.load_labels(job.job_id)  # as stored: what the next rung trains on
     if parallel.rank != 0 or labels is None:
         return None

@@ -36,14 +36,19 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     examples = pool + test
     if artifacts.load_features(job.job_id) is None:
         card = study.cards[job.model]
-        features = backend(study).features(
+        engine = backend(study, card.resolve_path(), "pool")
+        features = engine.features(
             card.resolve_path(),
             [ex.text for ex in examples],
             pooling=card.pooling,
             max_length=study.max_length(job.dataset),
         )
-        artifacts.save_features(job.job_id, [ex.id for ex in examples], features)
-    return {"n_examples": len(examples), "n_cut": n_cut(study, job, examples)}
+        artifacts.save_features(job.job_id, [ex.id for ex in examples], features, engine.name)
+    return {
+        "n_examples": len(examples),
+        "n_cut": n_cut(study, job, examples),
+        "backend": artifacts.made_by(artifacts.features_path(job.job_id)),
+    }
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:

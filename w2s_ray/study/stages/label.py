@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from w2s_ray.datasets import Example
 from w2s_ray.infer.backend import ClassifierRef
 from w2s_ray.study import answers, artifacts
 from w2s_ray.study.data_prep import splits_for
@@ -13,6 +16,7 @@ from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import (
+    TORCH_HEAD,
     Parallel,
     backend,
     classifier_for,
@@ -56,29 +60,39 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     assert job.supervisor is not None
     soft = artifacts.load_labels(job.job_id)
     if soft is None:
-        weights_file = store.job_file(job.supervisor, "model.safetensors")
-        if study.spec.mode == "finetune":  # a fine-tuned backbone: an inference backend's job
-            card = study.cards[job.model]
-            weights = store.read_bytes(weights_file)
-            if weights is None:
-                raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
-            classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
-            texts = [ex.text for ex in examples]
-            max_length = study.max_length(job.dataset)
-            probs = backend(study).label(classifier, texts, max_length=max_length)
-        else:  # a linear head on cached features: nothing to gain from an engine
-            inputs = inputs_for(study, job, examples)
-            model = classifier_for(study, job, inputs)
-            model.load_state_dict(artifacts.load_weights(store, weights_file))
-            probs = predict_probs(model, inputs)
-        artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs)
+        probs, made_by = _weak_probs(job, study, store, examples)
+        artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs, made_by)
         soft = artifacts.load_labels(job.job_id)  # as stored: what students will train on
     assert soft is not None
     return {
         **metrics_of(probs_of(soft, splits.test), splits.test),
         "n_train": len(splits.student_train),
         "n_cut": n_cut(study, job, examples),
+        "backend": artifacts.made_by(artifacts.labels_path(job.job_id)),
     }
+
+
+def _weak_probs(
+    job: Job, study: Study, store: StudyStore, examples: list[Example]
+) -> tuple[torch.Tensor, str]:
+    """The supervisor's class probabilities for `examples`, and what computed them."""
+    assert job.supervisor is not None
+    weights_file = store.job_file(job.supervisor, "model.safetensors")
+    if study.spec.mode == "finetune":  # a fine-tuned backbone: an inference backend's job
+        card = study.cards[job.model]
+        weights = store.read_bytes(weights_file)
+        if weights is None:
+            raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
+        classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
+        engine = backend(study, classifier.backbone, "pool")
+        texts = [ex.text for ex in examples]
+        probs = engine.label(classifier, texts, max_length=study.max_length(job.dataset))
+        return probs, engine.name
+    # a linear head on cached features: nothing to gain from an engine
+    inputs = inputs_for(study, job, examples)
+    model = classifier_for(study, job, inputs)
+    model.load_state_dict(artifacts.load_weights(store, weights_file))
+    return predict_probs(model, inputs), TORCH_HEAD
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
