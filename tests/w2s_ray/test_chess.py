@@ -3,12 +3,11 @@ checks a study gets before compute, and a whole study on tiny decoders, in-proce
 
 from __future__ import annotations
 
-import json
 import math
-import random
 from pathlib import Path
 
 import pytest
+from answer_task import ANSWERS, answer_file
 
 from analysis.pgr import compute_pgr
 from w2s_ray.datasets import DATASETS, is_answer_file, load_local_file
@@ -50,8 +49,6 @@ HUB_ROWS = [
     {"PuzzleId": "bad", "FEN": "8/8/8/8/8/8/8/8 w - - 0 1", "Moves": "e2e4", "GameUrl": "x"},
 ]
 
-ANSWERS = [" good", " bad"]
-
 
 def test_converter_reads_the_hub_schema():
     examples = convert_chess(HUB_ROWS)
@@ -65,21 +62,6 @@ def test_converter_reads_the_hub_schema():
     assert not exact_match(" e6e8", " e6e7") and not exact_match("", " e6e7")
     card = DATASETS.get("chess_puzzles")
     assert card.generative and "Lichess/chess-puzzles" in card.source
-
-
-def _answer_file(path: Path, n: int = 120) -> Path:
-    """A learnable generative task: the answer names the sentiment the prompt's words carry."""
-    rng = random.Random(0)
-    pos, neg = ["great", "superb", "lovely", "fun"], ["awful", "dull", "poor", "boring"]
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = rng.sample(pos if label else neg, 2) + rng.sample(["the", "film", "plot"], 2)
-        rng.shuffle(words)
-        prompt = f"{' '.join(words)} {i}\nAnswer:"
-        rows.append({"text": prompt, "answer": ANSWERS[1 - label], "group": f"g{i}"})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _spec(decoders: dict[str, Path], data: Path, **overrides) -> dict:
@@ -99,14 +81,14 @@ def _spec(decoders: dict[str, Path], data: Path, **overrides) -> dict:
 
 
 def test_a_local_file_with_answers_is_a_generative_task(tmp_path):
-    path = _answer_file(tmp_path / "answers.jsonl")
+    path = answer_file(tmp_path / "answers.jsonl")
     assert is_answer_file(path)
     task = load_local_file(path)
     assert task.generative and task.train[0].answer in ANSWERS
 
 
 def test_generative_tasks_are_checked_before_compute(tiny_decoders, tiny_models, tmp_path):
-    data = _answer_file(tmp_path / "answers.jsonl")
+    data = answer_file(tmp_path / "answers.jsonl")
     with pytest.raises(UserError, match=r"datasets\[0\].*generative task.*mode: finetune"):
         resolve(parse_spec(_spec(tiny_decoders, data, mode="probe")))
     spec = _spec(tiny_decoders, data)
@@ -118,7 +100,7 @@ def test_generative_tasks_are_checked_before_compute(tiny_decoders, tiny_models,
 
 
 def test_a_generative_study_runs_and_scores_by_exact_match(tiny_decoders, tmp_path, w2s_cache):
-    study = resolve(parse_spec(_spec(tiny_decoders, _answer_file(tmp_path / "a.jsonl"))))
+    study = resolve(parse_spec(_spec(tiny_decoders, answer_file(tmp_path / "a.jsonl"))))
     assert study.answer_tasks == {"sentiment_words"}
     stages = plan_jobs(study)
     assert [j.method for j in stages["student"]] == ["xent"]  # logconf: binary tasks only

@@ -26,16 +26,22 @@ def single_token_answers(choices: list[list[int]]) -> bool:
 
 
 def sampling_kwargs(choices: list[list[int]]) -> dict[str, Any]:
-    """`SamplingParams` arguments that return what scoring `choices` needs.
+    """`SamplingParams` arguments for single-token answers: the next token's
+    log-probabilities for exactly those ids, one request per prompt."""
+    ids = sorted({c[0] for c in choices})
+    return {"max_tokens": 1, "temperature": 0.0, "logprobs": len(ids), "logprob_token_ids": ids}
 
-    Single-token answers: the next token's log-probabilities for exactly those ids.
-    Longer answers: each answer is appended to the prompt and the prompt's own
-    log-probabilities (`prompt_logprobs=0`: each position's actual token) are summed.
+
+def continuation_kwargs(answer: list[int]) -> dict[str, Any]:
+    """`SamplingParams` arguments for a longer answer, sent as prompt + answer[:-1]: the
+    prompt's own log-probabilities (`prompt_logprobs=0`: each position's actual token) give
+    all but the last answer token, the generated position gives the last.
+
+    Sending the whole answer would make vLLM generate past it: a prompt that fills the
+    model's context with its answer (as `encode_for_scoring` allows) would not fit.
     """
-    if single_token_answers(choices):
-        ids = sorted({c[0] for c in choices})
-        return {"max_tokens": 1, "temperature": 0.0, "logprobs": len(ids), "logprob_token_ids": ids}
-    return {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
+    kwargs = {"max_tokens": 1, "temperature": 0.0, "logprobs": 1, "logprob_token_ids": answer[-1:]}
+    return {**kwargs, "prompt_logprobs": 0} if len(answer) > 1 else kwargs
 
 
 def _logprob(entry: Any) -> float:
@@ -52,21 +58,27 @@ def read_next_token(logprobs: Mapping[int, Any], choices: list[list[int]]) -> li
 
 
 def read_continuation(
-    prompt_logprobs: Sequence[Mapping[int, Any] | None], prompt_len: int, answer: list[int]
+    prompt_logprobs: Sequence[Mapping[int, Any] | None] | None,
+    next_token: Mapping[int, Any],
+    prompt_len: int,
+    answer: list[int],
 ) -> float:
-    """Sum of the answer tokens' log-probabilities, the answer sitting after `prompt_len` ids."""
-    if len(prompt_logprobs) != prompt_len + len(answer):
+    """Sum of the answer tokens' log-probabilities: all but the last from the positions
+    after `prompt_len` ids of the request (prompt + answer[:-1]), the last from the
+    generated position's dict `next_token`."""
+    head = answer[:-1]
+    positions = list(prompt_logprobs or [])
+    if head and len(positions) != prompt_len + len(head):
         raise RuntimeError(
-            f"vLLM returned {len(prompt_logprobs)} prompt positions for "
-            f"{prompt_len} + {len(answer)} tokens"
+            f"vLLM returned {len(positions)} prompt positions for {prompt_len} + {len(head)} tokens"
         )
     total = 0.0
-    for offset, token in enumerate(answer):
-        position = prompt_logprobs[prompt_len + offset]
+    for offset, token in enumerate(head):
+        position = positions[prompt_len + offset]
         if position is None or token not in position:
             raise RuntimeError(f"vLLM returned no log-probability for token {token}")
         total += _logprob(position[token])
-    return total
+    return total + read_next_token(next_token, [answer[-1:]])[0]
 
 
 def greedy_kwargs(max_new_tokens: int) -> dict[str, Any]:
@@ -141,18 +153,22 @@ class VllmBackend:
         from vllm import SamplingParams
 
         llm = engine(EngineSpec(model), self.trust_remote_code)
-        params = SamplingParams(**sampling_kwargs(choices))
         scores = torch.zeros(len(prompts), len(choices), dtype=torch.float64)
         if single_token_answers(choices):
+            params = SamplingParams(**sampling_kwargs(choices))
             outputs = llm.generate(_token_prompts(prompts), params, use_tqdm=False)
             for i, output in enumerate(outputs):
                 scores[i] = torch.tensor(read_next_token(output.outputs[0].logprobs[0], choices))
             return scores
         for c, answer in enumerate(choices):
-            requests = _token_prompts([p + answer for p in prompts])
+            requests = _token_prompts([p + answer[:-1] for p in prompts])
+            params = SamplingParams(**continuation_kwargs(answer))
             outputs = llm.generate(requests, params, use_tqdm=False)
             for i, output in enumerate(outputs):
-                scores[i, c] = read_continuation(output.prompt_logprobs, len(prompts[i]), answer)
+                next_token = output.outputs[0].logprobs[0]
+                scores[i, c] = read_continuation(
+                    output.prompt_logprobs, next_token, len(prompts[i]), answer
+                )
         return scores
 
     def greedy_answers(

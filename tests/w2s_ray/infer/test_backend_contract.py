@@ -101,6 +101,22 @@ def test_score_choices_matches_a_plain_forward(backend, decoder, answers):
     assert (scores < 0).all()
 
 
+def test_prompts_that_fill_the_context_are_scored(backend, decoder):
+    """Prompt and longest answer may fill the model's context exactly (256 positions here):
+    an engine must score them without generating past it."""
+    tokenizer = AutoTokenizer.from_pretrained(decoder)
+    fmt = type(SENTIMENT)(
+        SENTIMENT.instruction, SENTIMENT.answer_prefix, (" dull and bad", " good")
+    )
+    long_texts = [" ".join([t] * 80) for t in TEXTS[:2]]
+    encoded = encode_for_scoring(tokenizer, fmt, [], long_texts, max_tokens=256)
+    longest = max(len(c) for c in encoded.choices)
+    assert {len(p) + longest for p in encoded.prompts} == {256}  # filled to the last position
+    scores = backend.score_choices(decoder, encoded.prompts, encoded.choices)
+    expected = _reference_scores(decoder, encoded.prompts, encoded.choices)
+    torch.testing.assert_close(scores, expected, atol=LOGPROB_TOLERANCE, rtol=0)
+
+
 def _unbatched(model, tokenizer, text: str, pooling: str) -> torch.Tensor:
     batch = _ids_and_mask(tokenizer, text)
     hidden = model(**batch).last_hidden_state

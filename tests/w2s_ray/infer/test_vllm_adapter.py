@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from w2s_ray.infer.vllm import greedy_kwargs, read_continuation, read_next_token, sampling_kwargs
+from w2s_ray.infer.vllm import (
+    continuation_kwargs,
+    greedy_kwargs,
+    read_continuation,
+    read_next_token,
+    sampling_kwargs,
+)
 from w2s_ray.infer.vllm_engine import EngineSpec, engine_kwargs
 
 
@@ -26,9 +32,11 @@ def test_single_token_answers_ask_for_exactly_those_ids():
     }
 
 
-def test_longer_answers_ask_for_prompt_logprobs():
-    kwargs = sampling_kwargs([[17, 3], [5]])
-    assert kwargs["prompt_logprobs"] == 0 and "logprob_token_ids" not in kwargs
+def test_longer_answers_ask_for_prompt_logprobs_and_the_last_token():
+    kwargs = continuation_kwargs([17, 3])
+    assert kwargs["prompt_logprobs"] == 0 and kwargs["logprob_token_ids"] == [3]
+    assert kwargs["max_tokens"] == 1  # the answer's last token is read, never sent
+    assert "prompt_logprobs" not in continuation_kwargs([5])  # one token: nothing to read back
 
 
 def test_next_token_logprobs_come_back_in_answer_order():
@@ -40,12 +48,17 @@ def test_next_token_logprobs_come_back_in_answer_order():
 
 
 def test_a_continuation_sums_only_the_answer_positions():
+    # request: 2 prompt ids + answer[:-1] = [8, 2]; the answer's last token 6 is generated
     prompt_logprobs = [None, {4: Logprob(-9.0)}, {8: Logprob(-1.0)}, {2: Logprob(-0.5)}]
-    assert read_continuation(prompt_logprobs, prompt_len=2, answer=[8, 2]) == -1.5
+    last = {6: Logprob(-0.25), 1: Logprob(-0.1)}
+    assert read_continuation(prompt_logprobs, last, prompt_len=2, answer=[8, 2, 6]) == -1.75
+    assert read_continuation(None, last, prompt_len=4, answer=[6]) == -0.25
     with pytest.raises(RuntimeError, match="prompt positions"):
-        read_continuation(prompt_logprobs, prompt_len=3, answer=[8, 2])
+        read_continuation(prompt_logprobs, last, prompt_len=3, answer=[8, 2, 6])
     with pytest.raises(RuntimeError, match="token 3"):
-        read_continuation(prompt_logprobs, prompt_len=2, answer=[8, 3])
+        read_continuation(prompt_logprobs, last, prompt_len=2, answer=[8, 3, 6])
+    with pytest.raises(RuntimeError, match=r"token ids \[7\]"):
+        read_continuation(prompt_logprobs, last, prompt_len=2, answer=[8, 2, 7])
 
 
 def test_engine_arguments_follow_the_devices():
