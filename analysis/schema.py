@@ -37,7 +37,9 @@ RESULT_COLUMNS: dict[str, Any] = {
     "n_cut": pl.Int64,  # inputs of this job longer than max_length, cut to it
     # training inputs left out: identical after the cut to one with the other label
     "n_dropped_conflicting": pl.Int64,
-    "backend": pl.String,  # baselines: the inference backend that scored the prompts
+    # the inference backend that made the outputs: prompt scores (baselines), weak labels or
+    # answers (label jobs); "torch" for probe heads on cached features (see README)
+    "backend": pl.String,
     # Baselines scored on a subset of the test set: the weak supervisor's and the ground-truth
     # ceiling's metrics on exactly those examples, so their PGR compares like with like.
     "weak_accuracy_on_test": pl.Float64,

@@ -29,6 +29,7 @@ LONGEST_FIRST = (
     "test_submit.py",
     "test_fault_retry.py",
     "test_baselines.py",
+    "test_sharding_end_to_end.py",
     "test_write_failures.py",
     "test_methods_offline.py",
 )

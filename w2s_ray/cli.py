@@ -334,7 +334,7 @@ def list_entries(
         from w2s_ray.infer.backend import BACKEND_NAMES, resolve_backend_name
 
         for name, backend in BACKEND_NAMES.items():
-            here = f"-> {resolve_backend_name(name)}" if name == "auto" else None
+            here = f"-> {resolve_backend_name(name)} here" if name == "auto" else None
             usable = here or ("usable here" if backend.available() else "not usable here")
             print(f"{name}\t{backend.description}\t{usable}")
     else:

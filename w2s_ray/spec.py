@@ -203,16 +203,20 @@ class BaselineSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    """How jobs share a GPU cluster's devices (results do not depend on it).
+    """How jobs share a cluster's devices (results do not depend on it).
 
     A job that needs one GPU asks for the share of it that its estimated memory takes
     (w2s_ray.study.cost), so small models run several to a device. `gpu_memory_gb`: each
     GPU's memory in GiB; `jobs_per_gpu`: at most this many jobs share one (1: every job
-    takes whole GPUs). CPU-only clusters are unaffected.
+    takes whole GPUs). CPU-only clusters are unaffected. `shard_rows`: an inference job
+    over more rows than this (features, a fine-tuned labeler's labels, weak answers) is
+    split into shard jobs of about this many rows that run on any free devices at once,
+    then merged; the merged output is what one job computes.
     """
 
     gpu_memory_gb: float = Field(default=80.0, gt=0)
     jobs_per_gpu: int = Field(default=4, ge=1, le=8)
+    shard_rows: int = Field(default=8192, ge=1)
 
 
 class InferenceSpec(_Strict):

@@ -23,3 +23,20 @@ def answer_file(path: Path, n: int = 120) -> Path:
         rows.append({"text": prompt, "answer": ANSWERS[1 - label], "group": f"g{i}"})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def answer_spec(decoders: dict[str, Path], data: Path, **overrides) -> dict:
+    """A fine-tune study of the task on the tiny decoders (tests/conftest.py)."""
+    return {
+        "name": "answers",
+        "datasets": [{"name": "sentiment_words", "path": str(data)}],
+        "models": [
+            {"name": "tiny-gpt2", "path": str(decoders["tiny-gpt2"]), "pretrain_tokens": 1e6},
+            {"name": "tiny-llama", "path": str(decoders["tiny-llama"]), "pretrain_tokens": 1e9},
+        ],
+        "mode": "finetune",
+        "methods": ["xent", {"name": "logconf", "options": {"aux_max": 0.5}}],
+        "data": {"n_train": 80, "n_test": 40},
+        "train": {"epochs": 8, "lr": 3e-3, "batch_size": 8, "max_length": 32},
+        **overrides,
+    }

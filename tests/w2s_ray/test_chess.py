@@ -4,10 +4,9 @@ checks a study gets before compute, and a whole study on tiny decoders, in-proce
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
-from answer_task import ANSWERS, answer_file
+from answer_task import ANSWERS, answer_file, answer_spec
 
 from analysis.pgr import compute_pgr
 from w2s_ray.datasets import DATASETS, is_answer_file, load_local_file
@@ -64,22 +63,6 @@ def test_converter_reads_the_hub_schema():
     assert card.generative and "Lichess/chess-puzzles" in card.source
 
 
-def _spec(decoders: dict[str, Path], data: Path, **overrides) -> dict:
-    return {
-        "name": "answers",
-        "datasets": [{"name": "sentiment_words", "path": str(data)}],
-        "models": [
-            {"name": "tiny-gpt2", "path": str(decoders["tiny-gpt2"]), "pretrain_tokens": 1e6},
-            {"name": "tiny-llama", "path": str(decoders["tiny-llama"]), "pretrain_tokens": 1e9},
-        ],
-        "mode": "finetune",
-        "methods": ["xent", {"name": "logconf", "options": {"aux_max": 0.5}}],
-        "data": {"n_train": 80, "n_test": 40},
-        "train": {"epochs": 8, "lr": 3e-3, "batch_size": 8, "max_length": 32},
-        **overrides,
-    }
-
-
 def test_a_local_file_with_answers_is_a_generative_task(tmp_path):
     path = answer_file(tmp_path / "answers.jsonl")
     assert is_answer_file(path)
@@ -90,17 +73,17 @@ def test_a_local_file_with_answers_is_a_generative_task(tmp_path):
 def test_generative_tasks_are_checked_before_compute(tiny_decoders, tiny_models, tmp_path):
     data = answer_file(tmp_path / "answers.jsonl")
     with pytest.raises(UserError, match=r"datasets\[0\].*generative task.*mode: finetune"):
-        resolve(parse_spec(_spec(tiny_decoders, data, mode="probe")))
-    spec = _spec(tiny_decoders, data)
+        resolve(parse_spec(answer_spec(tiny_decoders, data, mode="probe")))
+    spec = answer_spec(tiny_decoders, data)
     spec["models"][0] = {"name": "enc", "path": str(tiny_models["tiny-s"]), "pretrain_tokens": 1}
     with pytest.raises(UserError, match=r"only decoders write answers — drop enc"):
         resolve(parse_spec(spec))
     with pytest.raises(UserError, match=r"add the method `xent`"):
-        resolve(parse_spec(_spec(tiny_decoders, data, methods=["logconf"])))
+        resolve(parse_spec(answer_spec(tiny_decoders, data, methods=["logconf"])))
 
 
 def test_a_generative_study_runs_and_scores_by_exact_match(tiny_decoders, tmp_path, w2s_cache):
-    study = resolve(parse_spec(_spec(tiny_decoders, answer_file(tmp_path / "a.jsonl"))))
+    study = resolve(parse_spec(answer_spec(tiny_decoders, answer_file(tmp_path / "a.jsonl"))))
     assert study.answer_tasks == {"sentiment_words"}
     stages = plan_jobs(study)
     assert [j.method for j in stages["student"]] == ["xent"]  # logconf: binary tasks only

@@ -89,7 +89,9 @@ def _register() -> None:
     always = lambda: True  # noqa: E731
     BACKEND_NAMES.register("transformers", BackendEntry("batched transformers forwards", always))
     BACKEND_NAMES.register("vllm", BackendEntry("vLLM offline engine", vllm_usable))
-    BACKEND_NAMES.register("auto", BackendEntry("vllm where usable, else transformers", always))
+    BACKEND_NAMES.register(
+        "auto", BackendEntry("vllm for each model it takes where usable, else transformers", always)
+    )
 
 
 _register()

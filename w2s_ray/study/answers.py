@@ -14,7 +14,7 @@ from w2s_ray.data import Splits
 from w2s_ray.datasets import Example
 from w2s_ray.infer.backend import InferenceBackend
 from w2s_ray.infer.hf import TransformersBackend, tokenize
-from w2s_ray.study import artifacts
+from w2s_ray.study import artifacts, sharding
 from w2s_ray.study.graph import Job
 from w2s_ray.study.lm_jobs import cached_lm_finetune
 from w2s_ray.study.resolve import Study
@@ -108,17 +108,29 @@ def run_ground_truth(job: Job, study: Study, store: StudyStore, splits: Splits) 
             "n_train": len(splits.weak_train)}  # fmt: skip
 
 
+def answers_cached(job_id: str) -> bool:
+    return artifacts.load_answers(job_id) is not None
+
+
 def run_label(job: Job, study: Study, store: StudyStore, splits: Splits) -> dict[str, Any]:
-    """The weak supervisor's greedy answers for the student half and the test set."""
-    examples = splits.student_train + splits.test
+    """The weak supervisor's greedy answers for the student half and the test set (or a
+    shard's slice of them, w2s_ray.study.sharding)."""
+    examples = sharding.rows_of(job, splits.student_train + splits.test)
     written = artifacts.load_answers(job.job_id)
-    if written is None:
+    if written is None and job.shards:  # its shards answered every row: merge them
+        ids = [ex.id for ex in examples]
+        made_by = sharding.merged_backend(job, artifacts.answers_path)
+        artifacts.save_answers(job.job_id, sharding.merged_answers(job, ids), made_by)
+        written = artifacts.load_answers(job.job_id)
+    if written is None and not sharding.merged_elsewhere(job, answers_cached):
         assert job.supervisor is not None
         supervisor = str(artifacts.finished_backbone(job.supervisor))
         engine = backend(study, supervisor, "generate")
         made = answer(study, job.dataset, supervisor, examples, engine)
         artifacts.save_answers(job.job_id, made, engine.name)
         written = artifacts.load_answers(job.job_id)
+    if job.shard is not None:
+        return sharding.shard_result(job, len(examples))
     assert written is not None
     return {
         **_metrics(written, splits.test),

@@ -33,12 +33,16 @@ class Job:
     ceiling: str | None = None  # the strong ceiling a weak few-shot baseline compares with
     features: str | None = None  # frozen features (probe mode)
     backbone: str | None = None  # a generative job whose fine-tuned model this job starts from
+    # Inference over a big pool, split (w2s_ray.study.sharding): a shard computes slice
+    # (index, count) of its parent's rows; the parent merges its `shards`' outputs.
+    shard: tuple[int, int] | None = None
+    shards: tuple[str, ...] = ()
 
     @property
     def deps(self) -> tuple[str, ...]:
         """Every job that must finish first: derived from the typed inputs, never set."""
         inputs = (self.labels, self.supervisor, self.ceiling, self.features, self.backbone)
-        return tuple(i for i in inputs if i is not None)
+        return tuple(i for i in inputs if i is not None) + self.shards
 
     @property
     def title(self) -> str:
@@ -53,6 +57,7 @@ class Job:
             pair,
             self.method,
             None if self.seed is None else f"seed {self.seed}",
+            None if self.shard is None else f"shard {self.shard[0] + 1}/{self.shard[1]}",
         ]
         return " ".join(p for p in parts if p)
 
@@ -60,3 +65,9 @@ class Job:
 def job_id(stage: str, key: dict[str, Any]) -> str:
     blob = json.dumps({"v": PLAN_VERSION, "stage": stage, **key}, sort_keys=True, default=str)
     return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def row_of(stage: str, shard: bool) -> str:
+    """The row a job counts in where jobs are counted by stage (`status`, the live table):
+    a stage's shards get their own, so the stage's own row counts its results."""
+    return f"{stage} shards" if shard else stage

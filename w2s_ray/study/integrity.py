@@ -14,7 +14,7 @@ import json
 import struct
 from typing import BinaryIO
 
-from w2s_ray.study import artifacts
+from w2s_ray.study import artifacts, sharding
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.store import StudyStore
@@ -76,18 +76,19 @@ def send_back_broken_jobs(
     """Set aside the results of finished jobs that must run again; their titles, with why."""
     by_id = {job.job_id: job for job in jobs}
     notes: list[str] = []
-    done: set[str] = set()
-    for job in jobs:  # each result is read once
-        if store.is_done(job.job_id):
-            done.add(job.job_id)
-        elif store.exists(store.job_file(job.job_id, RESULT)):
+    done = {job.job_id for job in jobs if store.is_done(job.job_id)}  # each read once
+    settled = sharding.settled(jobs, done)
+    for job in jobs:
+        if job.job_id not in settled and store.exists(store.job_file(job.job_id, RESULT)):
             _set_aside(store, job.job_id, "damaged")
             notes.append(f"{job.title}: its result.json is damaged; running it again")
-    # a dependency is checked only while a job that reads it has still to run; a job sent
-    # back may need its own inputs rebuilt, so repeat until nothing more is sent back
+    # a dependency is checked only while a job that reads it has still to run (a done
+    # parent's shards never run); a job sent back may need its own inputs rebuilt, so
+    # repeat until nothing more is sent back
     intact: set[str] = set()
     while True:
-        needed = {dep for job in jobs if job.job_id not in done for dep in job.deps}
+        settled = sharding.settled(jobs, done)
+        needed = {dep for job in jobs if job.job_id not in settled for dep in job.deps}
         to_check = sorted((needed & done) - intact)
         broken = [
             by_id[dep]

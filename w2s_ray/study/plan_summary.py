@@ -25,7 +25,7 @@ def plan_table(study: Study, jobs: list[Job], costs: dict[str, JobCost], unit: s
     groups: dict[tuple[str, str, str, str], list[JobCost]] = {}
     for job in jobs:
         cost = costs[job.job_id]
-        key = (job.stage, job.model, job.method or "-", describe_resources(cost.resources))
+        key = (_stage(job), job.model, job.method or "-", describe_resources(cost.resources))
         groups.setdefault(key, []).append(cost)
     for (stage, model, method, request), group in groups.items():
         memory = [c.gpu_bytes for c in group if c.gpu_bytes is not None]
@@ -45,6 +45,13 @@ def plan_table(study: Study, jobs: list[Job], costs: dict[str, JobCost], unit: s
     held = sum(c.device_seconds(unit) for c in every) / 3600
     table.add_row("total", "", "", str(len(every)), "", "", f"{flops:.3g}", "", f"{held:.3g}")
     return table
+
+
+def _stage(job: Job) -> str:
+    """A sharded job's two halves apart: the shards' forwards, then the parent's merge."""
+    if job.shard is not None:
+        return f"{job.stage} shard"
+    return f"{job.stage} merge" if job.shards else job.stage
 
 
 def _short(seconds: float) -> str:

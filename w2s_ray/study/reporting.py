@@ -70,6 +70,8 @@ def _missing(
         if found[job_id] is not None:
             continue
         state, _ = job_state(store, job_id, None, alive)
+        if "shard" in job and state != "failed":
+            continue  # a slice of its parent's work: its parent is the result, listed itself
         error = ""
         if state == "failed":
             record = store.read_error(job_id)
@@ -116,7 +118,7 @@ def write_report(
             results,
             missing=_missing(store, jobs, found, running),
             running=running,
-            jobs_planned=len(jobs),
+            jobs_planned=sum("shard" not in job for job in jobs),
             extrapolate_to=list(options.extrapolate_to),
             reference_method=options.reference_method,
             seed=options.seed,

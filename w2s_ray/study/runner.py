@@ -16,11 +16,13 @@ from rich.table import Table
 from analysis.schema import DATA_COUNTS_SCHEMA
 from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec, parse_spec
+from w2s_ray.study.graph import row_of
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
 from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
 from w2s_ray.study.scheduler import Node
 from w2s_ray.study.scheduling import schedule
+from w2s_ray.study.sharding import settled, shard_record
 from w2s_ray.study.store import StudyStore, results_frame
 from w2s_ray.study.writes import (
     StudyWriteError,
@@ -35,7 +37,8 @@ STATES = ("done", "running", "failed", "pending")
 
 @dataclass
 class StageProgress:
-    """Job states per stage, updated by Tune callbacks and drawn by the live display."""
+    """Job states per stage (its shards on a row of their own), updated by the scheduler's
+    events and drawn by the live display."""
 
     jobs: dict[str, list[Job]]
     state: dict[str, str] = field(default_factory=dict)
@@ -43,12 +46,16 @@ class StageProgress:
     stage_of: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        # counted as events arrive: a study of thousands of jobs redraws in constant time
-        self.stage_of = {j.job_id: stage for stage, jobs in self.jobs.items() for j in jobs}
-        self.counts = {
-            stage: {**dict.fromkeys(STATES, 0), "pending": len(jobs)}
+        # counted as events arrive: a study of thousands of jobs redraws in constant time;
+        # shards get rows of their own ("label shards"), so a stage counts its results
+        self.stage_of = {
+            j.job_id: row_of(stage, j.shard is not None)
             for stage, jobs in self.jobs.items()
+            for j in jobs
         }
+        self.counts = {}
+        for row in self.stage_of.values():
+            self.counts.setdefault(row, dict.fromkeys(STATES, 0))["pending"] += 1
 
     def set(self, job_id: str, status: str) -> None:
         counts = self.counts[self.stage_of[job_id]]
@@ -60,9 +67,8 @@ class StageProgress:
         table = Table(title="w2s-ray study progress")
         for column in ("stage", *STATES):
             table.add_column(column, justify="right" if column != "stage" else "left")
-        for stage, jobs in self.jobs.items():
-            if jobs:
-                table.add_row(stage, *(str(self.counts[stage][s]) for s in STATES))
+        for row, counts in self.counts.items():
+            table.add_row(row, *(str(counts[s]) for s in STATES))
         return table
 
     def __rich__(self) -> Table:  # the live display redraws from this at its own pace
@@ -168,6 +174,7 @@ def plan_record(study: Study, stages: dict[str, list[Job]], nodes: list[Node]) -
                     "deps": list(job.deps),
                     "resources": dict(scheduled[job.job_id].resources),
                     "seconds": round(scheduled[job.job_id].seconds, 3),
+                    **shard_record(job),
                 }
                 for job in jobs
             ]
@@ -260,15 +267,14 @@ def _run_study(
         console.print(f"[yellow]{note}[/yellow]")
     executor = StudyExecutor(study, store.location)
     progress = StageProgress(stages)
-    for jobs in stages.values():
-        for job in jobs:
-            if store.is_done(job.job_id):
-                progress.set(job.job_id, "done")
+    # a done parent's shards count as done: they never run (nor after an unsharded run)
+    done = settled(every_job, {job.job_id for job in every_job if store.is_done(job.job_id)})
+    for job_id in done:
+        progress.set(job_id, "done")
     with (
         Heartbeat(store, address, cluster),
         Live(progress, console=console, refresh_per_second=2, transient=False) as live,
     ):
-        done = {j for j, state in progress.state.items() if state == "done"}
         scheduler = Scheduler(nodes, executor, done=done, on_event=progress.set)
         scheduler.run()
         live.refresh()
@@ -293,6 +299,7 @@ def finish(stages: dict[str, list[Job]], store: StudyStore) -> StudyOutcome:
 
     jobs = [j for staged in stages.values() for j in staged]
     found = {job.job_id: store.read_result(job.job_id) for job in jobs}
+    done = settled(jobs, {job_id for job_id, result in found.items() if result is not None})
     results = results_frame(found.values())
     pgr = compute_pgr(results)
     store.write_parquet("results.parquet", results)
@@ -300,8 +307,10 @@ def finish(stages: dict[str, list[Job]], store: StudyStore) -> StudyOutcome:
     report_error = _write_report(store, found)
     failures, crashed = {}, False
     for job in jobs:
-        if found[job.job_id] is None:
+        if job.job_id not in done:
             error = store.read_error(job.job_id)
+            if error is None and job.shard is not None:
+                continue  # its parent is listed: a shard is named only for its own error
             failures[job.title] = error.line if error is not None else UPSTREAM_FAILED
             crashed = crashed or (error is not None and error.kind == "crash")
     where = store.root if store.is_local else store.location

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from w2s_ray.errors import UserError
-from w2s_ray.study.graph import STAGES
+from w2s_ray.study.graph import STAGES, row_of
 from w2s_ray.study.heartbeat import elapsed_seconds, is_alive
 from w2s_ray.study.store import ERROR_FILE, StudyStore
 
@@ -84,9 +84,20 @@ def job_state(
     return "pending", False
 
 
-def _run_order(stage: str) -> int:
-    """plan.json sorts its keys: without this stages would print alphabetically."""
-    return STAGES.index(stage) if stage in STAGES else len(STAGES)
+def _run_order(row: str) -> tuple[int, bool]:
+    """plan.json sorts its keys: without this stages would print alphabetically (a stage's
+    shards just before it)."""
+    stage = row.removesuffix(" shards")
+    return (STAGES.index(stage) if stage in STAGES else len(STAGES)), row == stage
+
+
+def _rows(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The plan's jobs by the row they count in: a stage's shards apart from its jobs."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for stage, jobs in plan["stages"].items():
+        for job in jobs:
+            rows.setdefault(row_of(stage, "shard" in job), []).append(job)
+    return dict(sorted(rows.items(), key=lambda item: _run_order(item[0])))
 
 
 def _slots(resources: dict[str, float], cluster: dict[str, float]) -> int:
@@ -122,14 +133,19 @@ def _stage_status(
     store: StudyStore,
     alive: bool,
     cluster: dict[str, float],
+    merged: set[str],
 ) -> StageStatus:
-    """Counts, errors and the time left of one stage, from its jobs' files."""
+    """Counts, errors and the time left of one stage, from its jobs' files (`merged`: the
+    parents done, whose shards then count as done: they never run)."""
     status = StageStatus(stage)
     seconds = []
     planned: list[float] = []
     for job in jobs:
         result = store.read_result(job["job_id"])
-        state, interrupted = job_state(store, job["job_id"], result, alive)
+        if result is None and job.get("parent") in merged:
+            state, interrupted = "done", False
+        else:
+            state, interrupted = job_state(store, job["job_id"], result, alive)
         status.counts[state] += 1
         status.interrupted += interrupted
         estimate = job.get("seconds")  # absent from plans written before estimates
@@ -169,11 +185,10 @@ def read_status(study_dir: str | Path, now: float | None = None) -> StudyStatus:
     driver = store.read_driver()
     alive = is_alive(driver, now)
     cluster = dict((driver or {}).get("cluster") or {})
-    stages = [
-        _stage_status(stage, jobs, store, alive, cluster)
-        for stage, jobs in sorted(plan["stages"].items(), key=lambda item: _run_order(item[0]))
-        if jobs
-    ]
+    rows = _rows(plan)
+    parents = {job["parent"] for jobs in rows.values() for job in jobs if "parent" in job}
+    merged = {job_id for job_id in parents if store.is_done(job_id)}
+    stages = [_stage_status(row, jobs, store, alive, cluster, merged) for row, jobs in rows.items()]
     _scale_estimates(stages)
     return StudyStatus(
         name=str(plan.get("study", "?")),

@@ -260,7 +260,7 @@ out = Path(sys.argv[1])
 def executor(payloads):  # runs in a Ray worker: records when each job held its share
     for key in payloads:
         started = time.time()
-        time.sleep(1.0)
+        time.sleep(4.0)  # longer than a GPU worker takes to start on a busy machine
         (out / key).write_text(json.dumps([started, time.time()]))
     return [None] * len(payloads)
 

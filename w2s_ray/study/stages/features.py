@@ -1,12 +1,15 @@
 """Probe mode: each ladder model's frozen, pooled features of the dataset's pool and test
-examples, computed once and cached across studies by job id."""
+examples, computed once and cached across studies by job id (by shards over a big pool,
+w2s_ray.study.sharding)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from w2s_ray.study import artifacts, data_prep
+from w2s_ray.study import artifacts, data_prep, sharding
+from w2s_ray.study.cost import study_sizes
 from w2s_ray.study.graph import Job, job_id
+from w2s_ray.study.integrity import cached_features_intact
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
@@ -25,16 +28,27 @@ def plan(p: DatasetPlan) -> list[Job]:
             p.model_key[name] = key
             continue
         job = Job(job_id(NAME, key), NAME, p.dataset, name, key=key)
+        rows = _rows(study_sizes(p.study))
+        *shards, job = sharding.split(job, rows, p.study.spec.resources.shard_rows)
         p.features[name] = job
         p.model_key[name] = {"features": job.job_id}
-        jobs.append(job)
+        jobs += [*shards, job]
     return jobs
+
+
+def _rows(sizes: Sizes) -> int:
+    return sizes.weak_train + sizes.student_train + sizes.test
 
 
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any]:
     pool, test = data_prep.pool_and_test(study, job.dataset)
-    examples = pool + test
-    if artifacts.load_features(job.job_id) is None:
+    examples = sharding.rows_of(job, pool + test)
+    cached = artifacts.load_features(job.job_id) is not None
+    if not cached and job.shards:  # its shards computed every row: merge them
+        ids = [ex.id for ex in examples]
+        made_by = sharding.merged_backend(job, artifacts.features_path)
+        artifacts.save_features(job.job_id, ids, sharding.merged_features(job, ids), made_by)
+    elif not cached and not sharding.merged_elsewhere(job, cached_features_intact):
         card = study.cards[job.model]
         engine = backend(study, card.resolve_path(), "pool")
         features = engine.features(
@@ -44,6 +58,8 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
             max_length=study.max_length(job.dataset),
         )
         artifacts.save_features(job.job_id, [ex.id for ex in examples], features, engine.name)
+    if job.shard is not None:
+        return sharding.shard_result(job, len(examples), n_cut=n_cut(study, job, examples))
     return {
         "n_examples": len(examples),
         "n_cut": n_cut(study, job, examples),
@@ -52,10 +68,10 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
-    from w2s_ray.study.integrity import cached_features_intact
-
-    return not sees_cache or cached_features_intact(job.job_id)
+    return not sees_cache or sharding.intact(job, cached_features_intact)
 
 
 def work(job: Job, study: Study, sizes: Sizes) -> Work:
-    return Work((Forward("features", sizes.weak_train + sizes.student_train + sizes.test),))
+    if job.shards:
+        return sharding.MERGE
+    return Work((Forward("features", sharding.planned_rows(job, _rows(sizes))),))

@@ -1,5 +1,6 @@
 """Each weak supervisor labels the student half and the test set: soft labels (its class
-probabilities), cached across studies by job id; an answer task's supervisor writes answers."""
+probabilities), cached across studies by job id; an answer task's supervisor writes answers.
+A fine-tuned labeler's forward passes over a big pool run as shards (w2s_ray.study.sharding)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 
 from w2s_ray.datasets import Example
 from w2s_ray.infer.backend import ClassifierRef
-from w2s_ray.study import answers, artifacts
+from w2s_ray.study import answers, artifacts, sharding
+from w2s_ray.study.cost import study_sizes
 from w2s_ray.study.data_prep import splits_for
 from w2s_ray.study.graph import Job, job_id
 from w2s_ray.study.resolve import Study
@@ -47,22 +49,41 @@ def plan(p: DatasetPlan) -> list[Job]:
                 supervisor=supervisor.job_id,
                 features=supervisor.features,
             )
+            shards: list[Job] = []
+            if p.study.spec.mode == "finetune":  # a backbone's forwards (probe: a cheap head)
+                rows = _rows(study_sizes(p.study))
+                *shards, label = sharding.split(label, rows, p.study.spec.resources.shard_rows)
             p.labels[weak, seed] = label
-            jobs.append(label)
+            jobs += [*shards, label]
     return jobs
+
+
+def _rows(sizes: Sizes) -> int:
+    return sizes.student_train + sizes.test
+
+
+def _labels_cached(job_id: str) -> bool:
+    return artifacts.load_labels(job_id) is not None
 
 
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any]:
     splits = splits_for(study, job.dataset, job.seed or 0)
     if job.dataset in study.answer_tasks:
         return answers.run_label(job, study, store, splits)
-    examples = splits.student_train + splits.test
+    examples = sharding.rows_of(job, splits.student_train + splits.test)
     assert job.supervisor is not None
     soft = artifacts.load_labels(job.job_id)
-    if soft is None:
+    if soft is None and job.shards:  # its shards labeled every row: merge them
+        ids = [ex.id for ex in examples]
+        made_by = sharding.merged_backend(job, artifacts.labels_path)
+        artifacts.save_labels(job.job_id, ids, sharding.merged_labels(job, ids), made_by)
+        soft = artifacts.load_labels(job.job_id)
+    if soft is None and not sharding.merged_elsewhere(job, _labels_cached):
         probs, made_by = _weak_probs(job, study, store, examples)
         artifacts.save_labels(job.job_id, [ex.id for ex in examples], probs, made_by)
         soft = artifacts.load_labels(job.job_id)  # as stored: what students will train on
+    if job.shard is not None:
+        return sharding.shard_result(job, len(examples), n_cut=n_cut(study, job, examples))
     assert soft is not None
     return {
         **metrics_of(probs_of(soft, splits.test), splits.test),
@@ -99,12 +120,14 @@ def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) 
     if not sees_cache:
         return True
     if job.dataset in study.answer_tasks:
-        return artifacts.load_answers(job.job_id) is not None
-    return artifacts.load_labels(job.job_id) is not None
+        return sharding.intact(job, answers.answers_cached)
+    return sharding.intact(job, _labels_cached)
 
 
 def work(job: Job, study: Study, sizes: Sizes) -> Work:
-    n = sizes.student_train + sizes.test
+    if job.shards:
+        return sharding.MERGE
+    n = sharding.planned_rows(job, _rows(sizes))
     if job.dataset in study.answer_tasks:
         return Work((Forward("answer", n),))
     if study.spec.mode != "finetune":
