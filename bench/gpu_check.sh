@@ -16,4 +16,4 @@ python3 bench/finetune_throughput.py 2>&1 | grep -v "Loading weights" | tee "$ou
 python3 bench/determinism.py --preset smollm2-135m --steps 20 --batch 16 --seq 128 2>&1 \
   | grep -v "Loading weights" | tee "$out/determinism.md"
 python3 bench/inference_backends.py --model "$decoder" --encoder "$encoder" --random-weights \
-  --prompts 1024 --texts 4096 2>&1 | grep -v "Loading weights" | tee "$out/inference.md"
+  --texts 4096 2>&1 | grep -v "Loading weights" | tee "$out/inference.md"

@@ -22,7 +22,7 @@ BENCH = Path(__file__).parent
 SUITE: dict[str, tuple[list[str] | None, list[str]]] = {
     "finetune_throughput": (["--steps", "2"], []),
     "determinism": (["--steps", "4"], []),
-    "inference_backends": (["--prompts", "64", "--texts", "256"], []),
+    "inference_backends": (["--texts", "64"], []),
     "fault_injection": (["--quick", "--kills", "2"], []),
     "scheduler_scale": (["--quick"], []),
     "quickstart_time": (None, []),

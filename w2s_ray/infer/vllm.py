@@ -8,7 +8,9 @@ backends see exactly the same tokens.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,18 @@ def greedy_kwargs(max_new_tokens: int) -> dict[str, Any]:
     return {"max_tokens": max_new_tokens, "temperature": 0.0, "detokenize": False}
 
 
+STALE_SECONDS = 24 * 3600  # no label job holds an export this long
+
+
+def remove_stale(scratch: Path) -> None:
+    """Delete exports left by label jobs that were killed (a SIGKILL skips their clean-up);
+    a day old, so none still in use goes."""
+    cutoff = time.time() - STALE_SECONDS
+    for folder in scratch.glob("classifier-*"):
+        if folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _token_prompts(ids: list[list[int]]) -> list[dict[str, list[int]]]:
     return [{"prompt_token_ids": row} for row in ids]
 
@@ -133,6 +147,7 @@ class VllmBackend:
         there, its head applied here."""
         scratch = cache_root() / "scratch"
         scratch.mkdir(exist_ok=True)
+        remove_stale(scratch)
         with tempfile.TemporaryDirectory(dir=scratch, prefix="classifier-") as folder:
             export_backbone(classifier, Path(folder), trust_remote_code=self.trust_remote_code)
             try:

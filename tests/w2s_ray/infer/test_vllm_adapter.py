@@ -87,3 +87,20 @@ def test_pooling_engines_pool_as_the_study_asks_and_never_normalise():
 def test_greedy_answers_take_the_argmax_and_leave_decoding_to_the_tokenizer():
     kwargs = greedy_kwargs(8)
     assert kwargs == {"max_tokens": 8, "temperature": 0.0, "detokenize": False}
+
+
+def test_exports_left_by_killed_label_jobs_are_removed_a_day_later(tmp_path):
+    import os
+    import time
+
+    from w2s_ray.infer.vllm import STALE_SECONDS, remove_stale
+
+    old, fresh, other = tmp_path / "classifier-old", tmp_path / "classifier-new", tmp_path / "x"
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"0")
+    day_ago = time.time() - STALE_SECONDS - 60
+    for folder in (old, other):
+        os.utime(folder, (day_ago, day_ago))
+    remove_stale(tmp_path)
+    assert not old.exists() and fresh.exists() and other.exists()
