@@ -104,6 +104,19 @@ def remove_stale(scratch: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _context(model: str, max_length: int, trust_remote_code: bool) -> int:
+    """The pooling engine's context: texts are cut to `max_length`, so one engine serves
+    every job of that length, unless the model's positions end sooner (vLLM refuses a
+    longer context; a text that long fails in transformers too)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    positions = getattr(config, "max_position_embeddings", None) or getattr(
+        config, "n_positions", None
+    )
+    return min(max_length, int(positions)) if positions else max_length
+
+
 def _token_prompts(ids: list[list[int]]) -> list[dict[str, list[int]]]:
     return [{"prompt_token_ids": row} for row in ids]
 
@@ -130,7 +143,7 @@ class VllmBackend:
             runner="pooling",
             pooling=pooling,
             tokenizer=None if tokenizer == model else tokenizer,
-            max_model_len=max_length,  # texts are cut to it; the same engine serves every job
+            max_model_len=_context(model, max_length, self.trust_remote_code),
         )
         outputs = engine(spec, self.trust_remote_code).embed(_token_prompts(ids), use_tqdm=False)
         return torch.tensor([o.outputs.embedding for o in outputs], dtype=torch.float32)

@@ -18,6 +18,7 @@ from w2s_ray.errors import UserError
 from w2s_ray.spec import StudySpec, parse_spec
 from w2s_ray.study.graph import row_of
 from w2s_ray.study.heartbeat import Heartbeat, other_driver
+from w2s_ray.study.inference_check import check_vllm_takes_every_model
 from w2s_ray.study.integrity import send_back_broken_jobs
 from w2s_ray.study.plan import Job, Study, plan_jobs, resolve
 from w2s_ray.study.scheduler import Node
@@ -243,7 +244,7 @@ def _run_study(
     console: Console,
     num_cpus: int | None,
 ) -> StudyOutcome:
-    # Tune runs each trial in a directory of its own: the store makes a relative path
+    # Ray workers run in directories of their own: the store makes a relative path
     # absolute, or every job's files would land there instead of here.
     study = resolve(spec)
     check_study_dir(store, spec)
@@ -254,6 +255,7 @@ def _run_study(
     from w2s_ray.study.scheduler import Scheduler
 
     data_rows = prepare(study, console)  # data and model problems surface before Ray starts
+    check_vllm_takes_every_model(study, [j for jobs in plan_jobs(study).values() for j in jobs])
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
     store.write_bytes("study.yaml", spec.to_yaml().encode())
     store.write_parquet("data.parquet", pl.DataFrame(data_rows, schema=DATA_COUNTS_SCHEMA))
