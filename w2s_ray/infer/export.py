@@ -57,7 +57,7 @@ def export_backbone(ref: ClassifierRef, out_dir: Path, *, trust_remote_code: boo
         ref.backbone,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
-        dtype=next(iter(trained.values())).dtype,
+        dtype=next(t.dtype for t in trained.values() if t.is_floating_point()),
     )
     loaded = model.base_model.load_state_dict(trained, strict=False)
     if loaded.missing_keys:  # a backbone weight left pretrained would change every label

@@ -137,7 +137,7 @@ def _check_resume(spec: StudySpec, study_dir: Path, jobs: list[Job], parents: li
     a done parent never runs its shards, even with their files gone."""
     shard_ids = [s for parent in parents for s in parent.shards]
     stamps = {s: _stamp(study_dir, s) for s in shard_ids}
-    merged = {p.job_id: _path(p.stage, p.job_id).read_bytes() for p in parents}
+    merged = {p.job_id: _content(p.stage, p.job_id) for p in parents}
     first = pl.read_parquet(study_dir / "results.parquet")
     for parent in parents:  # as if the driver died before the parents merged
         (study_dir / "jobs" / parent.job_id / "result.json").unlink()
@@ -145,7 +145,7 @@ def _check_resume(spec: StudySpec, study_dir: Path, jobs: list[Job], parents: li
     again = run_study(spec, study_dir, console=_quiet())
     assert again.failures == {}
     assert {s: _stamp(study_dir, s) for s in shard_ids} == stamps
-    assert {p.job_id: _path(p.stage, p.job_id).read_bytes() for p in parents} == merged
+    assert {p.job_id: _content(p.stage, p.job_id) for p in parents} == merged
     _same_results(again.results, first)
     for shard in shard_ids:  # a done parent never needs them again
         for name in ("result.json", "started.json"):
@@ -160,6 +160,18 @@ def _check_resume(spec: StudySpec, study_dir: Path, jobs: list[Job], parents: li
 
 def _path(stage: str, job_id: str) -> Path:
     return (artifacts.features_path if stage == "features" else artifacts.labels_path)(job_id)
+
+
+def _content(stage: str, job_id: str) -> tuple[object, ...]:
+    """What a cached artifact holds: a labels file's bytes; a features file's ids, tensor
+    bytes and backend (safetensors writes its metadata keys in no fixed order)."""
+    path = _path(stage, job_id)
+    if stage != "features":
+        return (path.read_bytes(),)
+    loaded = artifacts.load_features(job_id)
+    assert loaded is not None
+    rows, features = loaded
+    return list(rows), features.numpy().tobytes(), artifacts.made_by(path)
 
 
 def _check_an_old_study_resumes_without_work(spec: StudySpec, study_dir: Path) -> None:
