@@ -183,3 +183,58 @@ def test_greedy_answers_match_decoding_by_hand(backend, decoder):
     assert len(answers) == len(prompts) and all(isinstance(a, str) for a in answers)
     same = sum(a == e for a, e in zip(answers, expected, strict=True)) / len(prompts)
     assert same >= ANSWERS_EQUAL, list(zip(answers, expected, strict=True))
+
+
+# Real sentences for the real model: what a sweep's weak labels and prompts look like.
+REVIEWS = [
+    "A gorgeous, witty, seductive movie.",
+    "The film is strictly routine.",
+    "Too slow for a younger crowd, too shallow for an older one.",
+    "An utterly charming and hilarious film that reminded me of the best of the genre.",
+    "The plot is nothing but boilerplate clichés from start to finish.",
+    "Exquisitely nuanced in mood tics and dialogue, this chamber drama is superbly acted.",
+]
+# 30 layers of fp32 summed in another order than torch's: looser than the tiny models' 1e-5
+OFFLINE_TOLERANCE = 0.03 if ON_GPU else 1e-4
+
+
+@pytest.fixture(scope="module")
+def offline_decoder(w2s_cache) -> str:
+    """The offline SmolLM2-135M (real weights, dequantised from its GGUF; CI has fetched it
+    for the main environment's tests by the time the vLLM environment runs)."""
+    from w2s_ray.models import MODELS
+
+    return str(MODELS.get("smollm2-135m").resolve_path())
+
+
+@pytest.mark.slow
+def test_the_offline_decoder_gives_every_task_the_same_numbers(backend, offline_decoder):
+    """Features, a classifier's labels, greedy answers and prompt scores of a real
+    135M-parameter decoder on real sentences, against unbatched forwards."""
+    folder = offline_decoder
+    tokenizer = load_backbone_tokenizer(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        expected = torch.stack([_unbatched(model, tokenizer, t, "last") for t in REVIEWS])
+    features = backend.features(folder, REVIEWS, pooling="last", max_length=64)
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(features, expected, atol=OFFLINE_TOLERANCE * scale, rtol=0)
+
+    torch.manual_seed(0)
+    classifier = FinetuneClassifier(model, "last").eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(classifier.head.weight, std=1 / scale)
+        classifier.head.bias.copy_(torch.tensor([0.3, -0.3]))
+        reference = torch.softmax(classifier.head(expected), -1)
+    ref = ClassifierRef(folder, "last", save(classifier.state_dict()))
+    probs = backend.label(ref, REVIEWS, max_length=64)
+    torch.testing.assert_close(probs, reference, atol=OFFLINE_TOLERANCE, rtol=0)
+
+    prompts = [tokenizer(f"Review: {t}\nOne word for it:")["input_ids"] for t in REVIEWS]
+    answers = backend.greedy_answers(folder, prompts, max_new_tokens=4)
+    assert answers == _reference_answers(folder, prompts, 4)
+
+    encoded = encode_for_scoring(tokenizer, SENTIMENT, [], REVIEWS, max_tokens=256)
+    scores = backend.score_choices(folder, encoded.prompts, encoded.choices)
+    expected_scores = _reference_scores(folder, encoded.prompts, encoded.choices)
+    torch.testing.assert_close(scores, expected_scores, atol=LOGPROB_TOLERANCE, rtol=0)
