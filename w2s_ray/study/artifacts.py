@@ -118,12 +118,10 @@ def made_by(path: Path) -> str | None:
 
             with safe_open(str(path), framework="pt") as handle:
                 return (handle.metadata() or {}).get("backend")
-        frame = pl.read_parquet(path)
+        made = pl.read_parquet(path, columns=["backend"])["backend"]  # absent in old files
     except Exception:
         return None
-    if "backend" not in frame.columns:
-        return None
-    return "+".join(sorted({str(b) for b in frame["backend"].unique().to_list() if b}))
+    return "+".join(sorted({str(b) for b in made.unique().to_list() if b}))
 
 
 def _check_answers(frame: pl.DataFrame) -> None:

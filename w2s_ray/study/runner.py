@@ -255,13 +255,13 @@ def _run_study(
     from w2s_ray.study.scheduler import Scheduler
 
     data_rows = prepare(study, console)  # data and model problems surface before Ray starts
-    check_vllm_takes_every_model(study, [j for jobs in plan_jobs(study).values() for j in jobs])
+    stages = plan_jobs(study)
+    every_job = [job for jobs in stages.values() for job in jobs]
+    check_vllm_takes_every_model(study, every_job)
     start_ray(address, num_cpus=num_cpus)  # a wrong --address fails here, before any file
     store.write_bytes("study.yaml", spec.to_yaml().encode())
     store.write_parquet("data.parquet", pl.DataFrame(data_rows, schema=DATA_COUNTS_SCHEMA))
-    stages = plan_jobs(study)
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
-    every_job = [job for jobs in stages.values() for job in jobs]
     nodes = schedule(study, every_job, cluster)
     store.write_plan(plan_record(study, stages, nodes))
     sees_cache = not (address or "").startswith("ray://")  # a Ray Client's cache is its own

@@ -184,32 +184,18 @@ def _check_an_old_study_resumes_without_work(spec: StudySpec, study_dir: Path) -
     assert shard_ids and not any((study_dir / "jobs" / s).exists() for s in shard_ids)
 
 
-def test_sharded_finetune_labels_equal_one_jobs_and_resume_redoes_no_shard(
-    ray_session, tiny_models, toy_dataset, tmp_path
+@pytest.mark.parametrize(
+    ("mode", "stage", "shards"), [("finetune", "label", [3]), ("probe", "features", [4, 4])]
+)
+def test_sharded_inference_equals_one_jobs_and_resume_redoes_no_shard(
+    ray_session, tiny_models, toy_dataset, tmp_path, mode, stage, shards
 ):
-    before, after, reference = _run_sharded_against_whole(
-        tiny_models, toy_dataset, tmp_path, "finetune"
-    )
-    sharded = _spec(tiny_models, toy_dataset, "finetune", SHARD_ROWS)
+    """Fine-tune mode shards the labels, probe mode the features."""
+    before, after, reference = _run_sharded_against_whole(tiny_models, toy_dataset, tmp_path, mode)
+    sharded = _spec(tiny_models, toy_dataset, mode, SHARD_ROWS)
     jobs = _jobs(sharded)
-    parents = _check_merged(jobs, reference, "label")
-    assert [len(p.shards) for p in parents] == [3]
-    _same_results(after.results, before.results)
-    _check_shards_are_no_results(tmp_path / "sharded", after, jobs)
-    _check_resume(sharded, tmp_path / "sharded", jobs, parents)
-    _check_an_old_study_resumes_without_work(sharded, tmp_path / "whole")
-
-
-def test_sharded_probe_features_equal_one_jobs_and_resume_redoes_no_shard(
-    ray_session, tiny_models, toy_dataset, tmp_path
-):
-    before, after, reference = _run_sharded_against_whole(
-        tiny_models, toy_dataset, tmp_path, "probe"
-    )
-    sharded = _spec(tiny_models, toy_dataset, "probe", SHARD_ROWS)
-    jobs = _jobs(sharded)
-    parents = _check_merged(jobs, reference, "features")
-    assert [len(p.shards) for p in parents] == [4, 4]
+    parents = _check_merged(jobs, reference, stage)
+    assert [len(p.shards) for p in parents] == shards
     _same_results(after.results, before.results)
     _check_shards_are_no_results(tmp_path / "sharded", after, jobs)
     _check_resume(sharded, tmp_path / "sharded", jobs, parents)
