@@ -27,13 +27,17 @@ def run_job(
         return None
     card = study.cards[job.model]
     weak_card = study.cards.get(job.weak_model) if job.weak_model else None
+    method = study.method(job.method)
+    round_ = job.key.get("round")
     result.update(
         stage=job.stage,
         dataset=job.dataset,
         seed=job.seed,
         model=job.model,
         weak_model=job.weak_model,
-        method=job.method,
+        method=method.row_name(round_) if method else job.method,
+        round=round_,
+        method_spec=method.describe(job.model) if method else None,
         mode=study.spec.mode,
         effective_compute=card.effective_compute,
         weak_effective_compute=weak_card.effective_compute if weak_card else None,

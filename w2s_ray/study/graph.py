@@ -10,7 +10,16 @@ from typing import Any
 
 PLAN_VERSION = 2  # bump when a code change alters results, so old job ids stop matching
 # The stages in the order their jobs can first run; w2s_ray.study.stages has a module each.
-STAGES = ("features", "generative", "ground_truth", "label", "bootstrap", "student", "baseline")
+STAGES = (
+    "features",
+    "generative",
+    "ground_truth",
+    "label",
+    "bootstrap",
+    "relabel",
+    "student",
+    "baseline",
+)
 # Stages whose jobs are scored on the test set: a row each in results.parquet.
 EVALUATED_STAGES = ("ground_truth", "label", "bootstrap", "student", "baseline")
 
@@ -33,6 +42,8 @@ class Job:
     ceiling: str | None = None  # the strong ceiling a weak few-shot baseline compares with
     features: str | None = None  # frozen features (probe mode)
     backbone: str | None = None  # a generative job whose fine-tuned model this job starts from
+    weak_labels: str | None = None  # a student's pair's own weak labels (diagnostics)
+    members: tuple[str, ...] = ()  # label jobs a weak-label ensemble averages (relabel jobs)
     # Inference over a big pool, split (w2s_ray.study.sharding): a shard computes slice
     # (index, count) of its parent's rows; the parent merges its `shards`' outputs.
     shard: tuple[int, int] | None = None
@@ -41,8 +52,17 @@ class Job:
     @property
     def deps(self) -> tuple[str, ...]:
         """Every job that must finish first: derived from the typed inputs, never set."""
-        inputs = (self.labels, self.supervisor, self.ceiling, self.features, self.backbone)
-        return tuple(i for i in inputs if i is not None) + self.shards
+        inputs = (
+            self.labels,
+            self.supervisor,
+            self.ceiling,
+            self.features,
+            self.backbone,
+            self.weak_labels,
+            *self.members,
+            *self.shards,
+        )
+        return tuple(dict.fromkeys(i for i in inputs if i is not None))
 
     @property
     def title(self) -> str:
@@ -56,6 +76,7 @@ class Job:
             self.dataset,
             pair,
             self.method,
+            f"round {self.key['round']}" if "round" in self.key else None,
             None if self.seed is None else f"seed {self.seed}",
             None if self.shard is None else f"shard {self.shard[0] + 1}/{self.shard[1]}",
         ]

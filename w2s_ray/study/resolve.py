@@ -93,6 +93,22 @@ class Study:
         inside = [m for m, c in self.cards.items() if low < c.effective_compute < high]
         return sorted(inside, key=lambda m: self.cards[m].effective_compute)
 
+    def members_below(self, method: MethodSpec, weak: str, strong: str) -> bool:
+        """Whether every other model a method's weak-label ensemble averages in has less
+        effective compute than the student (`strong`): else the pair is not weak-to-strong."""
+        members = method.weak_labels.ensemble_models if method.weak_labels else []
+        top = self.cards[strong].effective_compute
+        return all(self.cards[m].effective_compute < top for m in members if m != weak)
+
+    def ensemble_labelers(self) -> list[str]:
+        """Ladder models that label the student half: every pair's weak model and every
+        model a weak-label ensemble averages in."""
+        labelers = {w for w, _ in self.pairs}
+        for method in self.spec.methods:
+            if method.weak_labels is not None:
+                labelers.update(method.weak_labels.ensemble_models)
+        return sorted(labelers)
+
     def train_config(self, model: str, seed: int, method: MethodSpec | None) -> TrainConfig:
         t, card = self.spec.train, self.cards[model]
         probe = self.spec.mode == "probe"
@@ -153,6 +169,7 @@ def resolve(spec: StudySpec) -> Study:
     study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards), known)
     for i, method in enumerate(spec.methods):
         _check_options_by_model(study, method, f"methods[{i}].options_by_model")
+        _check_weak_labels(study, method, f"methods[{i}]")
     if generative and not study.strong_decoders():
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
@@ -166,6 +183,30 @@ def resolve(spec: StudySpec) -> Study:
             "method or those models"
         )
     return study
+
+
+def _check_weak_labels(study: Study, method: MethodSpec, where: str) -> None:
+    """Ensemble members are ladder models; processed labels are the weak model's own."""
+    spec = method.weak_labels
+    if spec is None:
+        return
+    for model in spec.ensemble_models:
+        if model not in study.cards:
+            raise UserError(
+                f"key '{where}.weak_labels.ensemble_models': '{model}' is not in `models`"
+                f"{suggest(model, list(study.cards))} — name a model of the ladder"
+            )
+    if method.bootstrap and spec.changes_labels():
+        raise UserError(
+            f"key '{where}.weak_labels': bootstrapped students learn the last rung's labels, "
+            "not the weak model's — use `weak_labels` or `bootstrap: true` in one method, not both"
+        )
+    pairs = [(w, s) for w, s in study.pairs if study.members_below(method, w, s)]
+    if not pairs:
+        raise UserError(
+            f"key '{where}.weak_labels.ensemble_models': no pair's strong model is above every "
+            "member, so no student would train — list weaker models"
+        )
 
 
 def _check_options_by_model(study: Study, method: MethodSpec, where: str) -> None:
@@ -200,7 +241,8 @@ def _plain_answer_method(method: MethodSpec) -> bool:
         method.loss_name == "xent"
         and not (method.options or method.options_by_model)
         and method.select == "last"
-        and not (method.bootstrap or method.generative)
+        and not (method.bootstrap or method.generative or method.weak_labels)
+        and method.rounds == 1
     )
 
 

@@ -200,12 +200,15 @@ class StudyStore:
 
 def results_frame(results: Iterable[dict[str, Any] | None]) -> pl.DataFrame:
     """The results table from job results already read (None: not finished); a shard's
-    result (a slice of its parent's inference, w2s_ray.study.sharding) is not a row."""
+    result (a slice of its parent's inference, w2s_ray.study.sharding) and an ensemble
+    member's ground truth (another seed of a weak model, averaged into its labels) are not
+    rows."""
     rows = [
         {col: result.get(col) for col in RESULT_COLUMNS}
         for result in results
         if result is not None
         and result.get("stage") in EVALUATED_STAGES
         and result.get("shard") is None
+        and result.get("member") is None
     ]
     return pl.DataFrame(rows, schema=RESULT_COLUMNS).sort("stage", "dataset", "seed", "job_id")

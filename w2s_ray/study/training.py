@@ -52,6 +52,20 @@ ALONE = Parallel()
 TORCH_HEAD = "torch"
 
 
+# An ensemble member trains on the same half as its seed's model with this seed offset
+# (its data order, dropout and any random init differ; its examples do not).
+MEMBER_SEED_STRIDE = 1_000_003
+
+
+def member_seed(seed: int, member: int) -> int:
+    return seed + MEMBER_SEED_STRIDE * member
+
+
+def training_seed(job: Job) -> int:
+    """The seed `job` trains with: its study seed, offset for an ensemble member."""
+    return member_seed(job.seed or 0, int(job.key.get("member", 0)))
+
+
 def backend(study: Study, model_path: str, task: Task) -> InferenceBackend:
     """The engine for `model_path` and `task` under the study's `inference.backend`; jobs
     record its `name` beside what it made."""
@@ -132,7 +146,7 @@ def train_and_evaluate(
 ) -> tuple[torch.Tensor, dict[str, Any]] | None:
     """Train on `targets`, save the weights, return the probabilities on `evaluate` and what
     was chosen (rank 0 only). `tag` names this model's files when a job trains several."""
-    torch.manual_seed(job.seed or 0)
+    torch.manual_seed(training_seed(job))
     method = study.method(job.method)
     selection = selection_for(job, method, train, targets)
     info: dict[str, Any] = {"selection": method.select if method else "last"}
@@ -163,7 +177,7 @@ def train_and_evaluate(
         model = classifier_for(study, job, train_inputs)
         if parallel.wrap is not None:
             model = parallel.wrap(model)
-        cfg = study.train_config(job.model, job.seed or 0, method)
+        cfg = study.train_config(job.model, training_seed(job), method)
         checkpoint = store.job_file(job.job_id, f"checkpoint{tag}.pt")
         checkpointer = artifacts.FileCheckpointer(store, checkpoint)
         best = None
@@ -229,7 +243,12 @@ def probs_of(p1: dict[str, float], examples: list[Example]) -> torch.Tensor:
 
 def metrics_of(probs: torch.Tensor, examples: list[Example]) -> dict[str, float]:
     labels = torch.tensor([ex.label for ex in examples])
-    return {"test_accuracy": accuracy(probs, labels), "test_auroc": auroc(probs[:, 1], labels)}
+    return {
+        "test_accuracy": accuracy(probs, labels),
+        "test_auroc": auroc(probs[:, 1], labels),
+        # squared error of P(label 1): the loss the gain–misfit relation is stated in
+        "test_brier": float(((probs[:, 1].float() - labels.float()) ** 2).mean()),
+    }
 
 
 def n_cut(study: Study, job: Job, examples: list[Example]) -> int:

@@ -10,13 +10,14 @@ from w2s_ray.study.stages import (
     generative,
     ground_truth,
     label,
+    relabel,
     student,
 )
 from w2s_ray.study.stages.base import DatasetPlan, Stage
 
 MODULES: dict[str, Stage] = {
     m.NAME: m  # type: ignore[misc]  # a module satisfies the Protocol structurally
-    for m in (features, generative, ground_truth, label, bootstrap, student, baseline)
+    for m in (features, generative, ground_truth, label, bootstrap, relabel, student, baseline)
 }
 assert tuple(MODULES) == STAGES, "a stage module is missing or out of order"
 

@@ -33,7 +33,15 @@ class DatasetPlan:
     adapted: dict[str, Job] = field(default_factory=dict)  # generative fine-tunes, by model
     ground_truth: dict[tuple[str, int], Job] = field(default_factory=dict)  # (model, seed)
     labels: dict[tuple[str, int], Job] = field(default_factory=dict)  # (weak model, seed)
-    # the job whose labels a student learns: (seed, weak, strong, method) -> label or rung
+    # frozen features of the strong models that weak-label probes read, by model (probe mode:
+    # the `features` jobs themselves)
+    probe_features: dict[str, Job] = field(default_factory=dict)
+    # ensemble members: ground truth and labels of a weak model trained with another seed
+    # on the same half, by (model, seed, member); member 0 is the plain job
+    member_truth: dict[tuple[str, int, int], Job] = field(default_factory=dict)
+    member_labels: dict[tuple[str, int, int], Job] = field(default_factory=dict)
+    # the job whose labels a student learns: (seed, weak, strong, method) -> label, rung or
+    # relabel job
     teachers: dict[tuple[int, str, str, str], Job] = field(default_factory=dict)
 
     @property

@@ -20,20 +20,36 @@ NAME = "features"
 
 
 def plan(p: DatasetPlan) -> list[Job]:
-    """A features job per model in probe mode; every model's later jobs hash its id."""
+    """A features job per model in probe mode, whose id every later job of the model hashes;
+    in finetune mode, one per strong model whose weak labels a probe reads."""
     jobs = []
+    probed = _probed_models(p)
     for name, card in p.study.cards.items():
         key = {**card.identity(), "params": card.params, "pooling": card.pooling, **p.data_key}
-        if p.study.spec.mode != "probe":
+        probe_mode = p.study.spec.mode == "probe"
+        if not probe_mode:
             p.model_key[name] = key
-            continue
+            if name not in probed:
+                continue
         job = Job(job_id(NAME, key), NAME, p.dataset, name, key=key)
         rows = _rows(study_sizes(p.study))
         *shards, job = sharding.split(job, rows, p.study.spec.resources.shard_rows)
-        p.features[name] = job
-        p.model_key[name] = {"features": job.job_id}
+        p.probe_features[name] = job
+        if probe_mode:
+            p.features[name] = job
+            p.model_key[name] = {"features": job.job_id}
         jobs += [*shards, job]
     return jobs
+
+
+def _probed_models(p: DatasetPlan) -> set[str]:
+    """Strong models whose frozen features a weak-label probe reads."""
+    return {
+        strong
+        for method in p.study.methods_for(p.dataset)
+        if method.weak_labels is not None and method.weak_labels.probe is not None
+        for _, strong in p.study.pairs
+    }
 
 
 def _rows(sizes: Sizes) -> int:

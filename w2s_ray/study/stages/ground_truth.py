@@ -14,7 +14,7 @@ from w2s_ray.study.graph import Job, job_id
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.store import StudyStore
-from w2s_ray.study.training import Parallel, metrics_of, train_and_evaluate
+from w2s_ray.study.training import Parallel, member_seed, metrics_of, train_and_evaluate
 from w2s_ray.study.work import Sizes, Work, trained_and_scored
 
 NAME = "ground_truth"
@@ -36,6 +36,23 @@ def plan(p: DatasetPlan) -> list[Job]:
             job = Job(job_id(NAME, key), NAME, p.dataset, name, seed, key=key, features=features)
             p.ground_truth[name, seed] = job
             jobs.append(job)
+            for member in range(1, _ensemble_size(p, name)):
+                member_key = {
+                    **key,
+                    "member": member,
+                    "train": study.train_config(name, member_seed(seed, member), None).__dict__,
+                }
+                twin = Job(
+                    job_id(NAME, member_key),
+                    NAME,
+                    p.dataset,
+                    name,
+                    seed,
+                    key=member_key,
+                    features=features,
+                )
+                p.member_truth[name, seed, member] = twin
+                jobs.append(twin)
             if name in p.adapted:
                 start = p.adapted[name].job_id
                 key = {**key, "backbone": start}
@@ -43,6 +60,18 @@ def plan(p: DatasetPlan) -> list[Job]:
                     Job(job_id(NAME, key), NAME, p.dataset, name, seed, key=key, backbone=start)
                 )
     return jobs
+
+
+def _ensemble_size(p: DatasetPlan, model: str) -> int:
+    """How many times `model` trains on its half per seed: the largest `ensemble_seeds` of a
+    method whose pairs it supervises."""
+    sizes = [
+        m.weak_labels.ensemble_seeds
+        for m in p.study.methods_for(p.dataset)
+        if m.weak_labels is not None
+        if any(weak == model for weak, _ in p.study.pairs)
+    ]
+    return max(sizes, default=1)
 
 
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any] | None:
@@ -61,7 +90,10 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     # compare with the ceiling on exactly their examples
     artifacts.save_test_predictions(store, job.job_id, [ex.id for ex in splits.test], probs)
     counts = {k: info[k] for k in ("n_cut", "n_dropped_conflicting")}
-    return {**metrics_of(probs, splits.test), **counts, "n_train": len(splits.weak_train)}
+    result = {**metrics_of(probs, splits.test), **counts, "n_train": len(splits.weak_train)}
+    if "member" in job.key:  # an ensemble member: weak labels only, not a results row
+        result["member"] = job.key["member"]
+    return result
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:

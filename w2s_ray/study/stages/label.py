@@ -34,28 +34,38 @@ NAME = "label"
 
 
 def plan(p: DatasetPlan) -> list[Job]:
+    """Each weak model's labels per seed (and each weak-label ensemble member's)."""
     jobs = []
     for seed in p.study.spec.seeds:
-        for weak in sorted({w for w, _ in p.study.pairs}):
-            supervisor = p.ground_truth[weak, seed]
-            key = {"supervisor": supervisor.job_id}
-            label = Job(
-                job_id(NAME, key),
-                NAME,
-                p.dataset,
-                weak,
-                seed,
-                key=key,
-                supervisor=supervisor.job_id,
-                features=supervisor.features,
-            )
-            shards: list[Job] = []
-            if p.study.spec.mode == "finetune":  # a backbone's forwards (probe: a cheap head)
-                rows = _rows(study_sizes(p.study))
-                *shards, label = sharding.split(label, rows, p.study.spec.resources.shard_rows)
-            p.labels[weak, seed] = label
-            jobs += [*shards, label]
+        for weak in p.study.ensemble_labelers():
+            *shards, p.labels[weak, seed] = _labeled_by(p, p.ground_truth[weak, seed])
+            jobs += [*shards, p.labels[weak, seed]]
+        for (weak, member_seed_of, member), truth in p.member_truth.items():
+            if member_seed_of == seed:
+                *shards, p.member_labels[weak, seed, member] = _labeled_by(p, truth)
+                jobs += [*shards, p.member_labels[weak, seed, member]]
     return jobs
+
+
+def _labeled_by(p: DatasetPlan, supervisor: Job) -> list[Job]:
+    """The job that labels with `supervisor`'s model, after its shards if it has any."""
+    key: dict[str, Any] = {"supervisor": supervisor.job_id}
+    if "member" in supervisor.key:  # an ensemble member's labels are not a results row
+        key["member"] = supervisor.key["member"]
+    label = Job(
+        job_id(NAME, key),
+        NAME,
+        p.dataset,
+        supervisor.model,
+        supervisor.seed,
+        key=key,
+        supervisor=supervisor.job_id,
+        features=supervisor.features,
+    )
+    if p.study.spec.mode != "finetune":  # a cheap head over cached features
+        return [label]
+    rows = _rows(study_sizes(p.study))  # a backbone's forwards
+    return sharding.split(label, rows, p.study.spec.resources.shard_rows)
 
 
 def _rows(sizes: Sizes) -> int:
@@ -90,6 +100,7 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
         "n_train": len(splits.student_train),
         "n_cut": n_cut(study, job, examples),
         "backend": artifacts.made_by(artifacts.labels_path(job.job_id)),
+        **({"member": job.key["member"]} if "member" in job.key else {}),
     }
 
 

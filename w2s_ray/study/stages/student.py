@@ -3,16 +3,26 @@ bootstrap rung's) and is scored on the ground truth of the test set."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+import torch
 
 from w2s_ray.study import answers, artifacts
 from w2s_ray.study.data_prep import splits_for
+from w2s_ray.study.diagnostics import student_diagnostics
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.stages.base import DatasetPlan
 from w2s_ray.study.stages.weak_labels import trained_on, trained_pairs
 from w2s_ray.study.store import StudyStore
-from w2s_ray.study.training import Parallel, metrics_of, probs_of, train_and_evaluate
+from w2s_ray.study.training import (
+    TORCH_HEAD,
+    Parallel,
+    metrics_of,
+    probs_of,
+    train_and_evaluate,
+)
 from w2s_ray.study.work import Sizes, Work, trained_and_scored
 from w2s_ray.train.metrics import agreement
 
@@ -20,49 +30,78 @@ NAME = "student"
 
 
 def plan(p: DatasetPlan) -> list[Job]:
+    """Every pair × method; an iterated method's rounds each learn the round before."""
     jobs = []
     for seed, weak, strong, method in trained_pairs(p):
         teacher = p.teachers[seed, weak, strong, method.name]
         backbone = p.adapted.get(strong) if method.generative else None
-        jobs.append(trained_on(p, NAME, strong, seed, weak, method, teacher, backbone))
+        for round_ in range(1, method.rounds + 1):
+            job = trained_on(p, NAME, strong, seed, weak, method, teacher, backbone, round_)
+            jobs.append(replace(job, weak_labels=p.labels[weak, seed].job_id))
+            teacher = job
     return jobs
 
 
+def _learns_next(job: Job, study: Study) -> bool:
+    """Whether a later round learns this student's predictions."""
+    method = study.method(job.method)
+    return method is not None and int(job.key.get("round", 1)) < method.rounds
+
+
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any] | None:
-    """Train the strong model on the weak model's soft labels; evaluate on ground truth."""
+    """Train the strong model on its labels (the weak model's soft labels, processed ones,
+    or the last round's); evaluate on ground truth and on the examples it learned from."""
     splits = splits_for(study, job.dataset, job.seed or 0)
     if job.dataset in study.answer_tasks:
         return answers.run_student(job, study, store, splits) if parallel.rank == 0 else None
-    label_job = job.labels
-    assert label_job is not None
-    soft = artifacts.load_labels(label_job)
-    if soft is None:
-        raise RuntimeError(f"weak labels {label_job} are missing; rerun the study to rebuild")
-    trained = train_and_evaluate(
-        job,
-        study,
-        store,
-        splits.student_train,
-        probs_of(soft, splits.student_train),
-        splits.test,
-        parallel,
-    )
+    soft = _labels(job.labels)
+    # a filtering relabel job keeps only some of the student half
+    train = [ex for ex in splits.student_train if ex.id in soft]
+    targets = probs_of(soft, train)
+    trained = train_and_evaluate(job, study, store, train, targets, train + splits.test, parallel)
     if trained is None:
         return None
     probs, info = trained
-    weak_probs = probs_of(soft, splits.test)
+    pool_probs, test_probs = probs[: len(train)], probs[len(train) :]
+    if _learns_next(job, study):  # the next round's labels: this student's predictions
+        made_by = "transformers" if study.spec.mode == "finetune" else TORCH_HEAD
+        artifacts.save_labels(job.job_id, [ex.id for ex in train + splits.test], probs, made_by)
+    weak = _labels(job.weak_labels) if job.weak_labels else soft
+    test_labels = torch.tensor([ex.label for ex in splits.test])
+    flipped = (targets[:, 1] > 0.5) != (probs_of(weak, train)[:, 1] > 0.5)
     return {
-        **metrics_of(probs, splits.test),
+        **metrics_of(test_probs, splits.test),
         **info,
-        "n_train": len(splits.student_train),
-        "agreement_with_weak": agreement(probs, weak_probs),
+        "n_train": len(train),
+        "n_label_dropped": len(splits.student_train) - len(train),
+        "n_label_flipped": int(flipped.sum()),
+        "agreement_with_weak": agreement(test_probs, probs_of(soft, splits.test)),
         "chain": ">".join(job.chain) if job.chain else None,
+        **student_diagnostics(
+            pool_probs[:, 1],
+            targets[:, 1],
+            test_probs[:, 1],
+            probs_of(weak, splits.test)[:, 1],
+            test_labels,
+        ),
     }
 
 
+def _labels(job_id: str | None) -> dict[str, float]:
+    assert job_id is not None
+    labels = artifacts.load_labels(job_id)
+    if labels is None:
+        raise RuntimeError(f"labels {job_id} are missing; rerun the study to rebuild")
+    return labels
+
+
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
-    return True  # a student leaves nothing another job reads
+    """Only a student whose predictions a later round learns leaves something behind."""
+    if not sees_cache or not _learns_next(job, study):
+        return True
+    return artifacts.load_labels(job.job_id) is not None
 
 
 def work(job: Job, study: Study, sizes: Sizes) -> Work:
-    return trained_and_scored(job, study, sizes.student_train, sizes.test)
+    """Trained on the student half, then scoring it (diagnostics, next round) and the test set."""
+    return trained_and_scored(job, study, sizes.student_train, sizes.student_train + sizes.test)

@@ -31,6 +31,8 @@ def trained_pairs(p: DatasetPlan) -> Iterator[tuple[int, str, str, MethodSpec]]:
                         continue  # no rung between: the same as the method without it
                     if method.generative and strong not in p.adapted:
                         continue  # an encoder: no language model to fine-tune
+                    if not study.members_below(method, weak, strong):
+                        continue  # an ensemble member as strong as the student: not weak
                     yield seed, weak, strong, method
 
 
@@ -43,9 +45,11 @@ def trained_on(
     method: MethodSpec,
     teacher: Job,
     backbone: Job | None = None,
+    round_: int = 1,
 ) -> Job:
     """A job that trains `model` on `teacher`'s labels: a student, or a bootstrap rung; from
-    `backbone`'s generatively fine-tuned copy of the model when given."""
+    `backbone`'s generatively fine-tuned copy of the model when given; `round_` of an
+    iterated method."""
     study = p.study
     chain = (*(teacher.chain or (weak,)), model)
     key = {
@@ -58,6 +62,8 @@ def trained_on(
     }
     if stage == "bootstrap":
         key["folds"] = BOOTSTRAP_FOLDS
+    elif method.rounds > 1:
+        key["round"] = round_
     if backbone is not None:
         key["backbone"] = backbone.job_id
     return Job(
@@ -84,4 +90,6 @@ def _method_key(method: MethodSpec) -> dict[str, Any]:
         key["select"] = [method.select, method.val_fraction]
     if method.bootstrap:
         key["bootstrap"] = True
+    if method.rounds > 1:
+        key["rounds"] = method.rounds
     return key
