@@ -109,12 +109,12 @@ def _num(value: float | None, fmt: str) -> str:
 
 DIAGNOSTICS_TEXT = [
     "Per pair and method, means over seeds. Misfit: the share of the student's training "
-    "examples (its half of the pool) where its hard prediction differs from the weak label it "
-    "trained on; misfit²: the mean squared difference of their P(1) there. Error overlap: of "
-    "the test examples the weak supervisor gets wrong, the share the student also gets wrong; "
-    "new errors: of those it gets right, the share the student gets wrong. Accuracy gain: "
-    "student − weak test accuracy; Brier gain: weak − student test Brier score (mean squared "
-    "error of P(1)).",
+    "examples (its half of the pool) where its hard prediction differs from the label it "
+    "trained on (weak, processed, or a previous round's); misfit²: the mean squared "
+    "difference of their P(1) there. Error overlap: of the test examples the weak "
+    "supervisor gets wrong, the share the student also gets wrong; new errors: of those it "
+    "gets right, the share the student gets wrong. Accuracy gain: student − weak test "
+    "accuracy; Brier gain: weak − student test Brier score (mean squared error of P(1)).",
     "Charikar, Pabbaraju & Shiragur (2024) show that in squared loss, under their convexity "
     "and realizability assumptions, a student's gain over its supervisor is at least its "
     "misfit on the weak labels: Brier gain ≥ misfit². Here the misfit is measured on the "

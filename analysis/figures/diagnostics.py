@@ -46,7 +46,7 @@ def plot_diagnostics(table: pl.DataFrame, dataset: str) -> Figure:
     _bound(right)
     _finish(
         right,
-        "squared misfit (mean (student P − weak P)², training half)",
+        "squared misfit (mean (student P − label P)², training half)",
         "Brier gain (weak − student, test)",
         f"{dataset}: Brier gain vs squared misfit",
     )
