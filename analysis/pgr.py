@@ -20,6 +20,8 @@ REASON_MISSING = "missing ground truth"
 REASON_NO_GAP = "ceiling <= weak"
 REASON_NO_STUDENT = "missing student accuracy"
 METRICS = ("accuracy", "auroc")
+# a student's own diagnostics, carried from its results row (see analysis.schema)
+DIAGNOSTICS = ("misfit", "misfit_sq", "error_overlap", "new_error_rate")
 
 
 def published_ceilings(results: pl.DataFrame) -> pl.Expr:
@@ -41,6 +43,7 @@ def _ground_truth(results: pl.DataFrame) -> pl.DataFrame:
             *keys,
             pl.col("test_accuracy").fill_nan(None).alias("accuracy"),
             pl.col("test_auroc").fill_nan(None).alias("auroc"),
+            pl.col("test_brier").fill_nan(None).alias("brier"),
             pl.col("effective_compute").alias("gt_effective_compute"),
         )
     )
@@ -80,6 +83,10 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
         *[pl.col(name).fill_nan(None) for name in on_test],
         "weak_effective_compute",
         pl.col("effective_compute").alias("strong_effective_compute"),
+        *[pl.col(name).fill_nan(None) for name in DIAGNOSTICS],
+        pl.col("test_brier").fill_nan(None).alias("student_brier"),
+        "round",
+        "method_spec",
     )
     # weak supervisors are models as published; a student's ceiling starts where it did
     weak = (
@@ -90,13 +97,14 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
                 "model": "weak_model",
                 "accuracy": "weak_accuracy",
                 "auroc": "weak_auroc",
+                "brier": "weak_brier",
                 "gt_effective_compute": "weak_gt_compute",
             }
         )
     )
     ceiling = truth.rename(
         {"model": "strong_model", "accuracy": "ceiling_accuracy", "auroc": "ceiling_auroc"}
-    ).drop("gt_effective_compute")
+    ).drop("gt_effective_compute", "brier")
     joined = students.join(
         weak, on=[*GROUND_TRUTH_KEYS, "weak_model"], how="left", nulls_equal=True
     ).join(

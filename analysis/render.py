@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from analysis.diagnostics import (
+    DIAGNOSTICS_HEADERS,
+    DIAGNOSTICS_TEXT,
+    diagnostics_cells,
+    summary_lines,
+)
 from analysis.intervals import GAP_RULE, GAP_TOO_SMALL
 from analysis.report import Report
 from analysis.stats import LEVEL, smallest_sign_flip_pvalue
@@ -226,6 +232,16 @@ def _comparison_section(report: Report) -> Section:
     )
 
 
+def _diagnostics_section(report: Report) -> Section:
+    return Section(
+        "Diagnostics",
+        text=DIAGNOSTICS_TEXT,
+        headers=DIAGNOSTICS_HEADERS,
+        rows=diagnostics_cells(report.diagnostics),
+        bullets=summary_lines(report.diagnostics_summary),
+    )
+
+
 def _fits_section(report: Report) -> Section:
     rows = [
         [
@@ -379,6 +395,8 @@ def sections(report: Report, figure_captions: dict[str, str]) -> list[Section]:
         out.append(_aggregate_section(report))
     if report.comparisons.height:
         out.append(_comparison_section(report))
+    if report.diagnostics.height:  # students that recorded their misfit
+        out.append(_diagnostics_section(report))
     out.append(_fits_section(report))
     if report.extrapolations.height:
         out.append(_extrapolation_section(report))
@@ -469,4 +487,6 @@ def frames(report: Report) -> dict[str, pl.DataFrame]:
         "method_comparison": report.comparisons,
         "baselines": report.baselines,
         "extrapolations": report.extrapolations,
+        "diagnostics": report.diagnostics,
+        "diagnostics_summary": report.diagnostics_summary,
     }

@@ -1,6 +1,7 @@
 """Everything a study report says, computed once from the results table: PGR with intervals,
-the cross-dataset aggregate, fits, method comparisons, baselines, what is missing or excluded
-and why, and what each dataset split held and lost to length limits. Rendering (Markdown,
+the cross-dataset aggregate, fits, method comparisons, baselines, per-pair diagnostics (misfit,
+error overlap), what is missing or excluded and why, and what each dataset split held and lost
+to length limits. Rendering (Markdown,
 HTML) lives in `analysis.render`.
 """
 
@@ -12,6 +13,12 @@ import polars as pl
 
 from analysis.baselines import baseline_table
 from analysis.compare import compare_methods
+from analysis.diagnostics import (
+    DIAGNOSTICS_SCHEMA,
+    SUMMARY_SCHEMA,
+    diagnostics_summary,
+    diagnostics_table,
+)
 from analysis.fits import extrapolate, fit_accuracy, fit_pgr, fits_table
 from analysis.intervals import aggregate_pgr, pgr_intervals
 from analysis.pgr import compute_pgr, undefined_pgr_rows
@@ -47,6 +54,13 @@ class Report:
     level: float = LEVEL
     data_counts: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema=DATA_COUNTS_SCHEMA)
+    )
+    # per (dataset, pair, method): misfit, error overlap, gains (analysis.diagnostics)
+    diagnostics: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=DIAGNOSTICS_SCHEMA)
+    )
+    diagnostics_summary: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=SUMMARY_SCHEMA)
     )
 
     @property
@@ -110,6 +124,7 @@ def build_report(
     accuracy_fits, pgr_fits = fit_accuracy(results, pgr), fit_pgr(pgr)
     fits = accuracy_fits + pgr_fits
     extrapolations = [extrapolate(fits, compute, level) for compute in extrapolate_to or []]
+    diagnostics = diagnostics_table(pgr)
     return Report(
         name=name,
         running=running,
@@ -126,4 +141,6 @@ def build_report(
         missing=list(missing or []),
         level=level,
         data_counts=counts,
+        diagnostics=diagnostics,
+        diagnostics_summary=diagnostics_summary(diagnostics),
     )

@@ -46,6 +46,27 @@ RESULT_COLUMNS: dict[str, Any] = {
     "ceiling_accuracy_on_test": pl.Float64,
     "weak_auroc_on_test": pl.Float64,
     "ceiling_auroc_on_test": pl.Float64,
+    # Mean (P(label 1) − true label)² on the test set: the squared loss the misfit theory
+    # speaks of (every evaluated row; null in files from before it was recorded).
+    "test_brier": pl.Float64,
+    # Students, on the examples they trained on (their half of the train pool): the share whose
+    # hard prediction differs from the hard training label (P > 0.5), and the mean of
+    # (student P(1) − training label P(1))², the misfit of Charikar et al. (2024).
+    "misfit": pl.Float64,
+    "misfit_sq": pl.Float64,
+    # Students, on the test set: of the examples the weak supervisor gets wrong, the share the
+    # student gets wrong too (imitated errors); of those it gets right, the share the student
+    # gets wrong (errors of its own).
+    "error_overlap": pl.Float64,
+    "new_error_rate": pl.Float64,
+    # strong-to-strong rounds: 1 on weak labels, 2.. on the previous round's labels (the round
+    # is also the method's suffix, `_r2`); null for methods without rounds
+    "round": pl.Int64,
+    "method_spec": pl.String,  # what the method ran (loss, options, label processing), one line
+    # Students: training examples label processing removed, and labels whose hard class it
+    # changed.
+    "n_label_dropped": pl.Int64,
+    "n_label_flipped": pl.Int64,
 }
 
 PGR_SCHEMA: dict[str, Any] = {
@@ -64,6 +85,18 @@ PGR_SCHEMA: dict[str, Any] = {
     "pgr_auroc": pl.Float64,
     "weak_effective_compute": pl.Float64,
     "strong_effective_compute": pl.Float64,
+    # Diagnostics (null for baselines and older files): the student's misfit on its training
+    # labels and error overlap with the weak supervisor (see RESULT_COLUMNS), and the test Brier
+    # score of the weak supervisor (its ground-truth run, joined like weak_accuracy) and of
+    # the student.
+    "misfit": pl.Float64,
+    "misfit_sq": pl.Float64,
+    "error_overlap": pl.Float64,
+    "new_error_rate": pl.Float64,
+    "weak_brier": pl.Float64,
+    "student_brier": pl.Float64,
+    "round": pl.Int64,
+    "method_spec": pl.String,
 }
 
 DATA_COUNTS_SCHEMA: dict[str, Any] = {

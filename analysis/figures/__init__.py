@@ -2,7 +2,8 @@
 
 1. accuracy vs strong compute per weak supervisor, with the ceiling (Burns et al. Fig. 3);
 2. PGR vs strong compute with CI bands; 3. PGR heatmap, weak × strong;
-4. methods compared per pair; 5. fine-tuning vs zero/few-shot prompting.
+4. methods compared per pair; 5. fine-tuning vs zero/few-shot prompting; 6. gain vs misfit
+per dataset (diagnostics).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from analysis.compare import default_reference
+from analysis.diagnostics import diagnostics_table
 from analysis.figures.baselines import plot_baselines
+from analysis.figures.diagnostics import plot_diagnostics
 from analysis.figures.heatmap import plot_pgr_heatmap
 from analysis.figures.methods import plot_method_comparison
 from analysis.figures.scaling import plot_accuracy_vs_compute, plot_pgr_vs_compute
@@ -34,6 +37,7 @@ __all__ = [
     "figure_files",
     "plot_accuracy_vs_compute",
     "plot_baselines",
+    "plot_diagnostics",
     "plot_method_comparison",
     "plot_pgr_heatmap",
     "plot_pgr_vs_compute",
@@ -78,6 +82,14 @@ def build_figures(results: pl.DataFrame, pgr: pl.DataFrame) -> dict[str, tuple[F
                 plot_baselines(results, pgr, dataset, reference),
                 f"{dataset}: fine-tuning ({reference}) vs zero/few-shot prompting",
             )
+    diagnostics = diagnostics_table(pgr)
+    for dataset in sorted(diagnostics["dataset"].unique().to_list()):
+        figures[f"diagnostics_{slug(dataset)}"] = (
+            plot_diagnostics(diagnostics, dataset),
+            f"{dataset}: (left) accuracy gain vs misfit on the weak labels, (right) Brier gain vs "
+            "squared misfit with y = x, the bound of Charikar et al. (2024); one point per pair "
+            "and method, mean over seeds; colour: method, marker: pair",
+        )
     return figures
 
 

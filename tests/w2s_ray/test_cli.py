@@ -46,7 +46,7 @@ def test_list_prints_one_entry_a_line(tmp_path):
     proc = _w2s_ray("list", "losses", cwd=tmp_path)
     assert proc.returncode == 0
     names = [line.split("\t")[0] for line in proc.stdout.strip().splitlines()]
-    assert names == ["gce", "logconf", "product", "xent"]
+    assert names == ["entropy", "gce", "kl", "logconf", "product", "window", "xent"]
     bad = _w2s_ray("list", "modls", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean 'models'" in bad.stderr
 

@@ -1,4 +1,5 @@
-"""Loss registry for training on (soft) labels: xent, logconf (the paper's), product, gce.
+"""Loss registry for training on (soft) labels: xent, logconf (the paper's), product, gce,
+and EleutherAI w2s's kl, entropy and window.
 
 Every loss takes logits [B, 2], target probabilities [B, 2] and the training progress in
 [0, 1] (fraction of steps done), which schedules the auxiliary weights. `gather` brings in
@@ -151,6 +152,108 @@ class GceLoss:
 
 
 @dataclass(frozen=True)
+class KlLoss:
+    """KL(weak ‖ student) = Σ_k t_k·(log t_k − log p_k), batch mean, 0·log 0 = 0 (EleutherAI).
+
+    The labels' entropy Σ t·log t is a constant, so the gradient is xent's and it trains
+    exactly like xent; only the reported loss differs (0 when the student matches the labels).
+    """
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
+    ) -> torch.Tensor:
+        targets = targets.float()
+        neg_entropy = torch.xlogy(targets, targets).sum(-1).mean()
+        return neg_entropy + soft_cross_entropy(logits, targets)
+
+
+def balance_labels(targets: torch.Tensor, gather: Gather = local_rows) -> torch.Tensor:
+    """Soft labels with their log-odds centred on the whole batch: sigmoid(logit(t) − mean).
+
+    EleutherAI's `balance_batch`: a batch whose labels lean to one class is pulled back to
+    even odds; t is clamped to [1e-7, 1 − 1e-7] so the log-odds stay finite (in float64:
+    float32 would round 1 − 1e-7 and shift the clamped log-odds by 0.2).
+    """
+    log_odds = torch.logit(targets[:, 1].double().clamp(1e-7, 1 - 1e-7))
+    p1 = torch.sigmoid(log_odds - gather(log_odds[:, None])[:, 0].mean()).float()
+    return torch.stack([1 - p1, p1], dim=1)
+
+
+@dataclass(frozen=True)
+class EntropyLoss:
+    """CE(f(x), (1−α)·t + α·softmax(f(x)).detach()), α warmed up like logconf (EleutherAI).
+
+    logconf's target with the student's soft prediction in place of its hardened one. That
+    target is detached and equals the student's softmax, so its gradient is zero: this
+    trains like xent with the gradient scaled by (1 − α). EleutherAI warms α up over a
+    number of steps (100–200); here over a fraction of training, as logconf does.
+    `balance_batch: 1` first centres the labels' log-odds on the batch (`balance_labels`).
+    """
+
+    aux_max: float = 0.5
+    warmup_frac: float = 0.2
+    balance_batch: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.aux_max <= 1.0:
+            raise UserError(f"loss 'entropy': aux_max must be in [0, 1], got {self.aux_max}")
+        if not 0.0 <= self.warmup_frac <= 1.0:
+            raise UserError(
+                f"loss 'entropy': warmup_frac must be in [0, 1], got {self.warmup_frac}"
+            )
+        if self.balance_batch not in (0.0, 1.0):
+            raise UserError(
+                f"loss 'entropy': balance_batch must be 0 (off) or 1 (on), got {self.balance_batch}"
+            )
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
+    ) -> torch.Tensor:
+        alpha = warmup_weight(progress, self.aux_max, self.warmup_frac)
+        if self.balance_batch:
+            targets = balance_labels(targets, gather)
+        own = torch.softmax(logits.detach().float(), -1)
+        return soft_cross_entropy(logits, (1 - alpha) * targets.float() + alpha * own)
+
+
+@dataclass(frozen=True)
+class WindowLoss:
+    """Cross-entropy only where the student is unsure: max class probability < 0.5 + radius.
+
+    EleutherAI's window loss. It is summed over those examples and divided by the whole
+    batch size, so confident examples add zero. EleutherAI's data-dependent radius
+    ("midweak") is left out: radius is a number here.
+    """
+
+    radius: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.radius <= 0.5:
+            raise UserError(f"loss 'window': radius must be in (0, 0.5], got {self.radius}")
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        progress: float,
+        gather: Gather = local_rows,
+    ) -> torch.Tensor:
+        log_probs = F.log_softmax(logits.float(), dim=-1)
+        unsure = log_probs.detach().exp().max(-1).values < 0.5 + self.radius
+        per_row = -(targets * log_probs).sum(-1)
+        # a per-rank mean of zeros and CEs; the loop's rank weights make it the whole batch's
+        return (per_row * unsure).sum() / logits.shape[0]
+
+
+@dataclass(frozen=True)
 class LossEntry:
     cls: type
     description: str
@@ -182,6 +285,26 @@ LOSSES.register(
         GceLoss,
         "generalized cross-entropy, robust to noisy labels (q: 0 → xent, 1 → MAE)",
         {"q": 0.7},
+    ),
+)
+LOSSES.register(
+    "kl",
+    LossEntry(KlLoss, "KL(weak ‖ student) (EleutherAI): xent's gradient, loss 0 at a match"),
+)
+LOSSES.register(
+    "entropy",
+    LossEntry(
+        EntropyLoss,
+        "CE on (1−α)·weak + α·student's own soft prediction (EleutherAI): xent scaled by 1−α",
+        {"aux_max": 0.5, "warmup_frac": 0.2, "balance_batch": 0.0},
+    ),
+)
+LOSSES.register(
+    "window",
+    LossEntry(
+        WindowLoss,
+        "cross-entropy only where the student's max probability < 0.5 + radius (EleutherAI)",
+        {"radius": 0.15},
     ),
 )
 

@@ -123,6 +123,10 @@ def test_report_on_a_running_study(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figures) // 2
     assert pl.read_parquet(tmp_path / "analysis" / "extrapolations.parquet").height > 0
+    # these results record no misfit: the diagnostics table is written empty, no section
+    diagnostics = pl.read_parquet(tmp_path / "analysis" / "diagnostics.parquet")
+    assert diagnostics.height == 0 and "misfit" in diagnostics.columns
+    assert "## Diagnostics" not in text and not any(f.startswith("diagnostics") for f in figures)
 
 
 def test_report_errors_name_the_problem_and_the_fix(tmp_path):

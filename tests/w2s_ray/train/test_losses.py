@@ -1,12 +1,18 @@
+import math
+
 import pytest
 import torch
 
 from w2s_ray.errors import UserError
 from w2s_ray.train.losses import (
+    EntropyLoss,
     GceLoss,
+    KlLoss,
     LogConfLoss,
     ProductLoss,
+    WindowLoss,
     XentLoss,
+    balance_labels,
     build_loss,
     harden_to_balance,
     soft_cross_entropy,
@@ -153,3 +159,96 @@ def test_gce_rejects_q_outside_its_range():
     with pytest.raises(UserError, match="q must be in"):
         build_loss("gce", {"q": 0.0})
     assert build_loss("gce").q == 0.7
+
+
+def _grad(loss, logits, targets, progress=1.0):
+    logits = logits.clone().requires_grad_(True)
+    loss(logits, targets, progress).backward()
+    return logits.grad
+
+
+def test_kl_by_hand_is_zero_at_a_match_and_has_xents_gradient():
+    logits = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.3, 0.3]])
+    targets = torch.tensor([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5]])
+    probs = torch.softmax(logits, -1)
+    by_hand = (
+        sum(
+            sum(t * (math.log(t) - math.log(p)) for t, p in zip(tr, pr, strict=True) if t > 0)
+            for tr, pr in zip(targets.tolist(), probs.tolist(), strict=True)
+        )
+        / 3
+    )
+    assert KlLoss()(logits, targets, 0.5).item() == pytest.approx(by_hand, rel=1e-5)
+    assert KlLoss()(logits, probs, 0.5).item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(_grad(KlLoss(), logits, targets), _grad(XentLoss(), logits, targets))
+
+
+def test_entropy_mixes_in_the_students_soft_prediction_and_trains_like_scaled_xent():
+    torch.manual_seed(1)
+    logits = torch.randn(10, 2) * 2
+    weak_p1 = torch.rand(10)
+    weak = torch.stack([1 - weak_p1, weak_p1], 1)
+    loss = EntropyLoss(aux_max=0.5, warmup_frac=0.2)
+    assert loss(logits, weak, 0.0).item() == pytest.approx(XentLoss()(logits, weak, 0).item())
+    own = torch.softmax(logits, -1)
+    expected = soft_cross_entropy(logits, 0.75 * weak + 0.25 * own)
+    assert loss(logits, weak, 0.1).item() == pytest.approx(expected.item(), rel=1e-6)
+    # the detached own-prediction target pulls with zero gradient: (1 − α)·xent's gradient
+    for progress, alpha in ((0.1, 0.25), (0.9, 0.5)):
+        got = _grad(loss, logits, weak, progress)
+        assert torch.allclose(got, (1 - alpha) * _grad(XentLoss(), logits, weak), atol=1e-6)
+
+
+def test_entropy_balance_batch_centres_the_labels_log_odds_on_the_whole_batch():
+    weak_p1 = torch.tensor([0.9, 0.8, 0.7, 0.4, 1.0])
+    weak = torch.stack([1 - weak_p1, weak_p1], 1)
+    clamped = [min(max(p, 1e-7), 1 - 1e-7) for p in weak_p1.tolist()]
+    log_odds = [math.log(p / (1 - p)) for p in clamped]
+    mean = sum(log_odds) / len(log_odds)
+    expected = [1 / (1 + math.exp(-(x - mean))) for x in log_odds]
+    balanced = balance_labels(weak)
+    assert balanced[:, 1].tolist() == pytest.approx(expected, rel=1e-4)
+    assert torch.allclose(balanced.sum(-1), torch.ones(5))
+    logits = torch.randn(5, 2)
+    on = EntropyLoss(aux_max=0.0, balance_batch=1.0)(logits, weak, 0.5)
+    assert on.item() == pytest.approx(soft_cross_entropy(logits, balanced).item(), rel=1e-5)
+
+    # on 2 ranks, rank 0 centres on both ranks' rows, not on its own
+    def gather(rows):
+        theirs = torch.logit(weak_p1[3:].double().clamp(1e-7, 1 - 1e-7))[:, None]
+        return torch.cat([rows, theirs])
+
+    assert torch.allclose(balance_labels(weak[:3], gather), balanced[:3])
+    assert not torch.allclose(balance_labels(weak[:3]), balanced[:3])
+
+
+def test_window_counts_only_unsure_examples_over_the_whole_batch():
+    # P(1) = 0.5, 0.6, 0.7, 0.95: with radius 0.15 the first two are unsure (max < 0.65)
+    p1 = torch.tensor([0.5, 0.6, 0.7, 0.95])
+    logits = torch.stack([torch.zeros(4), torch.logit(p1)], 1)
+    targets = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.3, 0.7]])
+    by_hand = (-math.log(0.5) - math.log(0.4)) / 4
+    assert WindowLoss(0.15)(logits, targets, 0.3).item() == pytest.approx(by_hand, rel=1e-5)
+    # confident rows get no gradient; radius 0.5 is plain cross-entropy
+    assert _grad(WindowLoss(0.15), logits, targets)[2:].abs().max() == 0
+    xent = soft_cross_entropy(logits, targets).item()
+    assert WindowLoss(0.5)(logits, targets, 0.0).item() == pytest.approx(xent, rel=1e-6)
+
+
+def test_new_losses_reject_bad_options():
+    for options, message in (
+        ({"radius": 0.0}, "radius must be in"),
+        ({"radius": 0.6}, "radius must be in"),
+    ):
+        with pytest.raises(UserError, match=message):
+            build_loss("window", options)
+    for options, message in (
+        ({"aux_max": 1.5}, "aux_max must be in"),
+        ({"warmup_frac": -0.1}, "warmup_frac must be in"),
+        ({"balance_batch": 0.5}, "balance_batch must be 0"),
+    ):
+        with pytest.raises(UserError, match=message):
+            build_loss("entropy", options)
+    with pytest.raises(UserError, match="no option"):
+        build_loss("kl", {"q": 0.5})
+    assert build_loss("entropy", {"balance_batch": 1.0}).balance_batch == 1.0
