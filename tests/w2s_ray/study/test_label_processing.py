@@ -67,8 +67,11 @@ def test_diagnostics_by_hand() -> None:
 def test_diagnostics_without_weak_errors_are_undefined_not_zero() -> None:
     truth = torch.tensor([1, 0])
     d = student_diagnostics(
-        torch.tensor([0.9]), torch.tensor([0.9]), torch.tensor([0.9, 0.1]),
-        torch.tensor([0.8, 0.2]), truth,
+        torch.tensor([0.9]),
+        torch.tensor([0.9]),
+        torch.tensor([0.9, 0.1]),
+        torch.tensor([0.8, 0.2]),
+        truth,
     )
     assert d["error_overlap"] is None
     assert d["new_error_rate"] == 0.0
