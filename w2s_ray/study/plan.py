@@ -6,7 +6,9 @@ Stages (w2s_ray.study.stages, in order): `features` (probe mode: frozen features
 × dataset), `generative` (language-model fine-tunes the `generative` methods start from),
 `ground_truth` (every ladder model on true labels: weak supervisor and ceiling at once),
 `label` (each weak model labels the student half and the test set), `bootstrap` (rungs
-between weak and strong), `student` (every weak < strong pair × method), `baseline`
+between weak and strong), `relabel` (weak labels averaged over an ensemble, relabeled or
+filtered by probes, or thinned by confidence), `student` (every weak < strong pair ×
+method, and each round of an iterated method), `baseline`
 (zero/few-shot prompting of each strong decoder).
 """
 
