@@ -17,3 +17,5 @@ python3 bench/determinism.py --preset smollm2-135m --steps 20 --batch 16 --seq 1
   | grep -v "Loading weights" | tee "$out/determinism.md"
 python3 bench/inference_backends.py --model "$decoder" --encoder "$encoder" --random-weights \
   --texts 4096 2>&1 | grep -v "Loading weights" | tee "$out/inference.md"
+python3 bench/lora_memory.py --models qwen2.5-0.5b qwen2.5-7b --batch 32 --seq 128 --dtype bf16 \
+  --full 2>&1 | grep -v "Loading weights" | tee "$out/lora.md"

@@ -229,6 +229,21 @@ DatasetEntry = Annotated[
 ]
 
 
+class LoraSpec(_Strict):
+    """Low-rank adapters (LoRA, Hu et al. 2021) in place of full fine-tuning: the backbone
+    stays frozen, adapters of `rank` scaled by `alpha / rank` train on `target_modules`
+    (None: the model family's default, w2s_ray.train.lora) along with the linear head.
+    `dropout` acts on the adapters' inputs only while training in train mode
+    (`train.dropout: true`); the reference recipe trains in eval mode."""
+
+    rank: int = Field(default=8, gt=0)
+    alpha: float = Field(default=16.0, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1
+    )
+
+
 class TrainSpec(_Strict):
     epochs: int | None = Field(default=None, gt=0)  # None: the mode's default
     lr: float | None = Field(default=None, gt=0)  # None: probe default or the model card's
@@ -248,6 +263,9 @@ class TrainSpec(_Strict):
     # asks for on a GPU cluster, else one. Results match one worker up to float rounding.
     workers: int | None = Field(default=None, gt=0)
     strategy: Literal["ddp", "fsdp"] = "ddp"
+    # LoRA adapters instead of full fine-tuning (finetune mode, DDP); None: every weight trains.
+    # Applies to every classifier fine-tune (ceilings, weak supervisors, rungs, students).
+    lora: LoraSpec | None = None
 
 
 class GenerativeSpec(_Strict):
@@ -394,6 +412,7 @@ _UNION_BRANCHES = {"str", "LocalModel", "HubModel", "LocalDataset", "HubDataset"
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     models: dict[str, tuple[type[BaseModel], ...]] = {
         "train": (TrainSpec,),
+        "lora": (LoraSpec,),
         "data": (DataSpec,),
         "generative": (GenerativeSpec,),
         "resources": (ResourcesSpec,),

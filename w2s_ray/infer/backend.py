@@ -30,7 +30,9 @@ class ClassifierRef:
 
     backbone: str  # hub id or folder of the pretrained model
     pooling: str
-    weights: bytes  # safetensors of FinetuneClassifier's state dict
+    # safetensors of FinetuneClassifier's whole state dict: a LoRA adapter file is merged
+    # into its base first (w2s_ray.train.lora.full_weights)
+    weights: bytes
 
 
 class InferenceBackend(Protocol):

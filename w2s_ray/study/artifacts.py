@@ -203,9 +203,15 @@ def finished_backbone(job_id: str) -> Path:
     return backbone_dir(job_id)
 
 
-def save_weights(store: StudyStore, rel: str, state: dict[str, torch.Tensor]) -> None:
+def save_weights(
+    store: StudyStore,
+    rel: str,
+    state: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """A classifier's weights; `metadata` marks a LoRA adapter file (w2s_ray.train.lora)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    store.write_bytes(rel, save(tensors))
+    store.write_bytes(rel, save(tensors, metadata or None))
 
 
 def load_weights(store: StudyStore, rel: str) -> dict[str, torch.Tensor]:

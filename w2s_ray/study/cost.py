@@ -19,6 +19,12 @@ parameters, L: layers, H: hidden size, T: tokens in a batch):
   17.1 / 33.0 / 53.7 for minilm-l6, mpnet-base, smollm2-135m, qwen2.5-0.5b, pythia-1.4b
   (+8%, −7%, −3%, −23%, +16%). A forward holds bf16 weights (fp32 for a fine-tuned
   classifier), a few layers' activations and, for a decoder, its key-value cache.
+- GPU memory of a LoRA fine-tune (not fitted: no GPU measurement yet, bench/lora_memory.py
+  takes one): frozen weights at 4 bytes (fp32 at most; a bf16 checkpoint loads at 2) with
+  no gradients or Adam moments, 16 bytes per adapter parameter (rank × LORA_WIDTHS × L × H,
+  the in+out widths of a block's projections), and the same activations as a full
+  fine-tune (backward still runs through every layer). A LoRA step is priced at 4·P·T
+  FLOPs: no weight gradients for the frozen layers.
 
 Assumptions, not measured: a random training batch is padded to its longest text, about
 TRAIN_FILL of max_length; length-sorted inference batches to about INFER_FILL; a job's
@@ -58,6 +64,8 @@ RATES: dict[tuple[str, str], Rate] = {
     ("cpu", "prompt"): Rate(0.0, 0.15e12),
 }
 TRAIN_BYTES_PER_PARAM = 16  # fp32 weights + gradients + two Adam moments
+FROZEN_BYTES_PER_PARAM = 4  # a LoRA fine-tune's frozen weights, fp32 at most
+LORA_WIDTHS = 24  # in+out widths (in hidden sizes) of a block's adapted layers: q,k,v,o + MLP
 ACTIVATION_BYTES = 55.0  # per layer × hidden × token of a training batch (fitted)
 INFER_LAYERS_LIVE = 2  # a forward keeps about two layers' activations at once
 HEAD_SECONDS = 0.5  # a probe head or a label lookup on cached features (measured on CPU)
@@ -92,10 +100,22 @@ def model_shape(card: ModelCard) -> tuple[int, int]:
 
 
 # ---- memory ------------------------------------------------------------------------------
-def training_bytes(card: ModelCard, batch: int, tokens: int) -> float:
-    """Peak GPU memory of a fine-tune step on `batch` texts of `tokens` tokens."""
+def lora_params(card: ModelCard, rank: int) -> int:
+    """Adapter parameters of a LoRA fine-tune of `card` at `rank` (estimate)."""
     layers, hidden = model_shape(card)
-    return TRAIN_BYTES_PER_PARAM * card.params + ACTIVATION_BYTES * layers * hidden * batch * tokens
+    return rank * LORA_WIDTHS * layers * hidden
+
+
+def training_bytes(card: ModelCard, batch: int, tokens: int, lora_rank: int | None = None) -> float:
+    """Peak GPU memory of a fine-tune step on `batch` texts of `tokens` tokens; with LoRA
+    only the adapters carry gradients and optimizer state."""
+    layers, hidden = model_shape(card)
+    if lora_rank is None:
+        weights = TRAIN_BYTES_PER_PARAM * card.params
+    else:
+        adapters = lora_params(card, lora_rank)
+        weights = FROZEN_BYTES_PER_PARAM * card.params + TRAIN_BYTES_PER_PARAM * adapters
+    return weights + ACTIVATION_BYTES * layers * hidden * batch * tokens
 
 
 def forward_bytes(card: ModelCard, batch: int, tokens: int, weight_bytes: int) -> float:
@@ -116,7 +136,7 @@ def work_of(job: Job, study: Study) -> Work:
 
 def _pass_bytes(card: ModelCard, step: Train | Forward, length: int) -> float:
     if isinstance(step, Train):
-        return training_bytes(card, step.batch, length)
+        return training_bytes(card, step.batch, length, step.lora_rank)
     batch = PROMPT_BATCH if step.kind == "prompt" else INFER_BATCH
     weight_bytes = 4 if step.kind == "label" else 2  # a fine-tuned classifier stays fp32
     return forward_bytes(card, batch, step.tokens or length, weight_bytes)
@@ -139,16 +159,18 @@ def _batches_seconds(
     return batches * (rate.layer_seconds * layers + flops / rate.flops_per_s)
 
 
-def train_step_seconds(card: ModelCard, device: str, batch: int, tokens: float) -> float:
-    """One fine-tuning step on `batch` texts padded to `tokens` ("gpu" or "cpu")."""
-    return _batches_seconds(card, RATES[device, "train"], 1, batch, tokens, 6)
-
-
-def _train_seconds(
-    card: ModelCard, device: str, n: int, epochs: int, batch: int, length: int
+def train_step_seconds(
+    card: ModelCard, device: str, batch: int, tokens: float, lora: bool = False
 ) -> float:
-    steps = math.ceil(n / batch) * epochs
-    return steps * train_step_seconds(card, device, batch, TRAIN_FILL * length)
+    """One fine-tuning step on `batch` texts padded to `tokens` ("gpu" or "cpu")."""
+    flops = 4 if lora else 6  # LoRA: forward and input gradients, no weight gradients
+    return _batches_seconds(card, RATES[device, "train"], 1, batch, tokens, flops)
+
+
+def _train_seconds(card: ModelCard, device: str, step: Train, length: int) -> float:
+    steps = math.ceil(step.examples / step.batch) * step.epochs
+    lora = step.lora_rank is not None
+    return steps * train_step_seconds(card, device, step.batch, TRAIN_FILL * length, lora)
 
 
 def _forward_seconds(card: ModelCard, device: str, kind: str, n: int, length: int) -> float:
@@ -171,7 +193,7 @@ def _pass_seconds(
     card: ModelCard, device: str, step: Train | Forward, length: int, workers: int
 ) -> float:
     if isinstance(step, Train):
-        seconds = _train_seconds(card, device, step.examples, step.epochs, step.batch, length)
+        seconds = _train_seconds(card, device, step, length)
         return seconds if step.language_model else seconds / workers
     if step.kind == "answer":
         return _answer_seconds(card, device, step.examples, length)

@@ -20,6 +20,7 @@ from w2s_ray.registry import suggest
 from w2s_ray.spec import HubDataset, HubModel, LocalDataset, LocalModel, MethodSpec, StudySpec
 from w2s_ray.study.inputs import hub_dataset_revision, hub_model_card, warn_unresolved
 from w2s_ray.train.loop import TrainConfig
+from w2s_ray.train.lora import LoraSettings
 from w2s_ray.train.losses import build_loss
 
 PROBE_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64}
@@ -123,7 +124,17 @@ class Study:
             dropout=t.dropout,
             warmup_frac=t.warmup_frac,
             grad_clip=t.grad_clip,
+            lora=self.lora,
         )
+
+    @property
+    def lora(self) -> LoraSettings | None:
+        """The study's LoRA settings for its classifier fine-tunes; None: full fine-tuning."""
+        spec = self.spec.train.lora
+        if spec is None:
+            return None
+        targets = tuple(spec.target_modules) if spec.target_modules is not None else None
+        return LoraSettings(spec.rank, spec.alpha, spec.dropout, targets)
 
 
 def resolve(spec: StudySpec) -> Study:
@@ -162,6 +173,7 @@ def resolve(spec: StudySpec) -> Study:
             f"key 'methods[{generative[0]}].generative': generative fine-tuning changes the "
             "model's weights, which probe mode keeps frozen — set `mode: finetune`"
         )
+    _check_lora(spec)
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
     warn_unresolved(cards, revisions)
@@ -174,6 +186,12 @@ def resolve(spec: StudySpec) -> Study:
         raise UserError(
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
             "decoder (a language model to fine-tune) — add one, e.g. smollm2-135m or gpt2"
+        )
+    if spec.train.lora is not None and study.answer_tasks:
+        raise UserError(
+            f"key 'train.lora': LoRA adapts classifier fine-tunes, and "
+            f"{', '.join(sorted(study.answer_tasks))} train(s) whole language models to write "
+            "answers — drop `train.lora` or those datasets"
         )
     too_big = _several_devices(cards, study.strong_decoders())
     if generative and too_big:
@@ -206,6 +224,22 @@ def _check_weak_labels(study: Study, method: MethodSpec, where: str) -> None:
         raise UserError(
             f"key '{where}.weak_labels.ensemble_models': no pair's strong model is above every "
             "member, so no student would train — list weaker models"
+        )
+
+
+def _check_lora(spec: StudySpec) -> None:
+    """LoRA adapts a backbone a fine-tune trains, replicated on each worker (DDP)."""
+    if spec.train.lora is None:
+        return
+    if spec.mode != "finetune":
+        raise UserError(
+            "key 'train.lora': probe mode trains a head on frozen features, with no backbone "
+            "to adapt — set `mode: finetune` or drop `train.lora`"
+        )
+    if spec.train.strategy == "fsdp":
+        raise UserError(
+            "key 'train.strategy': LoRA trains with DDP (a LoRA fine-tune of a 7B model fits "
+            "one device) — set `strategy: ddp` or drop `train.lora`"
         )
 
 

@@ -41,7 +41,10 @@ def worker_plan(job: Job, study: Study, cluster: dict[str, float]) -> WorkerPlan
         return None  # inference, a probe head, or a language model (one process)
     card = study.cards[job.model]
     gpus = cluster.get("GPU", 0) >= 1 and card.resources.gpus > 0
-    workers = study.spec.train.workers or (card.resources.gpus if gpus else 1)
+    # a card's GPUs are what a full fine-tune needs; a LoRA one fits on one (DDP would only
+    # replicate it), so it uses more workers only when the spec asks for them
+    wanted = card.resources.gpus if gpus and study.lora is None else 1
+    workers = study.spec.train.workers or wanted
     if workers <= 1:
         return None
     per_worker = {"CPU": max(1.0, card.resources.cpus / workers)}

@@ -100,7 +100,7 @@ class BestEpoch:
             improved = self.access.any_rank(improved)  # rank 0's decision, on every rank
         if not improved:
             return
-        weights = self.access.model_state(model) if collective else unwrapped(model).state_dict()
+        weights = self.access.model_state(model)  # LoRA: adapters and head only
         if self.rank == 0:
             artifacts.save_weights(self.store, self.weights, weights)
             self.store.write_json(self.record, {"epoch": epochs_done, "score": score})

@@ -24,6 +24,7 @@ from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
+from w2s_ray.train.lora import adapter_metadata, add_adapters, load_classifier
 from w2s_ray.train.metrics import accuracy, auroc
 from w2s_ray.train.model import FinetuneClassifier, ProbeClassifier, load_backbone
 from w2s_ray.train.state import StateAccess, WholeState, unwrapped
@@ -102,6 +103,8 @@ def classifier_for(study: Study, job: Job, inputs: Inputs) -> nn.Module:
     else:
         trust = study.spec.trust_remote_code
         backbone = load_backbone(model_path(study, job), trust_remote_code=trust)[0]
+        if study.lora is not None:  # frozen, with adapters; the head trains either way
+            backbone = add_adapters(backbone, study.lora)
         model = FinetuneClassifier(backbone, study.cards[job.model].pooling)
     return model.to(pick_device())
 
@@ -212,7 +215,7 @@ def train_and_evaluate(
             return None
         if best is not None:
             weights = best.chosen()[2]
-        artifacts.save_weights(store, weights_file, weights)
+        artifacts.save_weights(store, weights_file, weights, adapter_metadata(model))
         checkpointer.clear()
         if checkpointer.resumed_from_step is not None:
             log.info("%s resumed from step %d", job.title, checkpointer.resumed_from_step)
@@ -231,7 +234,7 @@ def train_and_evaluate(
         # a whole, single-process copy with the chosen weights (a sharded model's forward
         # would need every rank)
         model = classifier_for(study, job, eval_inputs)
-        model.load_state_dict(weights)
+        load_classifier(model, weights)
     return predict_probs(unwrapped(model), eval_inputs), info
 
 

@@ -22,6 +22,7 @@ class Train:
     epochs: int
     batch: int
     language_model: bool = False  # logits over the vocabulary, one process (no Ray Train)
+    lora_rank: int | None = None  # LoRA adapters of this rank on a frozen backbone
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,7 @@ def trained_and_scored(job: Job, study: Study, train: int, scored: int) -> Work:
     if job.dataset in study.answer_tasks:
         fine_tune = Train(train, cfg.epochs, cfg.batch_size, language_model=True)
         return Work((fine_tune, Forward("answer", scored)))
-    return Work((Train(train, cfg.epochs, cfg.batch_size), Forward("label", scored)))
+    rank = cfg.lora.rank if cfg.lora is not None else None
+    return Work(
+        (Train(train, cfg.epochs, cfg.batch_size, lora_rank=rank), Forward("label", scored))
+    )

@@ -22,6 +22,7 @@ from torch import nn
 from w2s_ray.errors import UserError
 from w2s_ray.train.collective import all_rows, local_rows, no_rows
 from w2s_ray.train.inputs import Inputs
+from w2s_ray.train.lora import LoraSettings
 from w2s_ray.train.losses import build_loss
 from w2s_ray.train.state import StateAccess, WholeState
 
@@ -40,6 +41,16 @@ class TrainConfig:
     dropout: bool = False
     warmup_frac: float = 0.0  # of all steps, a linear learning-rate warm-up before the cosine
     grad_clip: float | None = None  # max global gradient norm; None: no clipping
+    # LoRA adapters on a frozen backbone (the model is built with them; `fit` trains what
+    # requires grad either way); None: full fine-tuning.
+    lora: LoraSettings | None = None
+
+    def key(self) -> dict[str, Any]:
+        """What job ids hash: every setting, `lora` only when set, so that the ids of full
+        fine-tunes planned before LoRA existed stay the same."""
+        fields = dict(self.__dict__)
+        lora = fields.pop("lora")
+        return fields if lora is None else {**fields, "lora": lora.key()}
 
 
 class Checkpointer(Protocol):

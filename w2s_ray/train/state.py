@@ -12,6 +12,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from w2s_ray.train.lora import is_adapted, load_classifier, trainable_state
+
 
 class StateAccess(Protocol):
     """How `fit` and the job runner read and restore state.
@@ -43,11 +45,15 @@ def unwrapped(model: nn.Module) -> nn.Module:
 
 
 class WholeState:
-    """One process, or DDP: every rank holds every weight, so rank 0 reads them directly."""
+    """One process, or DDP: every rank holds every weight, so rank 0 reads them directly.
+    A LoRA classifier's state is what trains (adapters and head): its frozen base is the
+    pretrained model, so checkpoints and weights files stay megabytes."""
 
     collective = False
 
     def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        if is_adapted(model):
+            return trainable_state(model)
         return unwrapped(model).state_dict()
 
     def optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -60,7 +66,7 @@ class WholeState:
         model_state: dict[str, torch.Tensor],
         optimizer_state: dict[str, Any],
     ) -> None:
-        unwrapped(model).load_state_dict(model_state)
+        load_classifier(model, model_state)
         optimizer.load_state_dict(optimizer_state)
 
     def any_rank(self, flag: bool) -> bool:

@@ -30,7 +30,7 @@ def plan(p: DatasetPlan) -> list[Job]:
                 **p.model_key[name],
                 "mode": study.spec.mode,
                 "seed": seed,
-                "train": study.train_config(name, seed, None).__dict__,
+                "train": study.train_config(name, seed, None).key(),
             }
             features = p.features[name].job_id if name in p.features else None
             job = Job(job_id(NAME, key), NAME, p.dataset, name, seed, key=key, features=features)
@@ -40,7 +40,7 @@ def plan(p: DatasetPlan) -> list[Job]:
                 member_key = {
                     **key,
                     "member": member,
-                    "train": study.train_config(name, member_seed(seed, member), None).__dict__,
+                    "train": study.train_config(name, member_seed(seed, member), None).key(),
                 }
                 twin = Job(
                     job_id(NAME, member_key),

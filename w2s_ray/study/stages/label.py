@@ -29,6 +29,7 @@ from w2s_ray.study.training import (
 )
 from w2s_ray.study.work import Forward, Sizes, Work
 from w2s_ray.train.loop import predict_probs
+from w2s_ray.train.lora import full_weights, load_classifier
 
 NAME = "label"
 
@@ -115,7 +116,11 @@ def _weak_probs(
         weights = store.read_bytes(weights_file)
         if weights is None:
             raise RuntimeError(f"weights {store.uri(weights_file)} are missing; rerun")
-        classifier = ClassifierRef(card.resolve_path(), card.pooling, weights)
+        # a LoRA supervisor's adapters are merged into its base: engines take whole models
+        trust = study.spec.trust_remote_code
+        base = card.resolve_path()
+        weights = full_weights(weights, base, card.pooling, trust_remote_code=trust)
+        classifier = ClassifierRef(base, card.pooling, weights)
         engine = backend(study, classifier.backbone, "pool")
         texts = [ex.text for ex in examples]
         probs = engine.label(classifier, texts, max_length=study.max_length(job.dataset))
@@ -123,7 +128,7 @@ def _weak_probs(
     # a linear head on cached features: nothing to gain from an engine
     inputs = inputs_for(study, job, examples)
     model = classifier_for(study, job, inputs)
-    model.load_state_dict(artifacts.load_weights(store, weights_file))
+    load_classifier(model, artifacts.load_weights(store, weights_file))
     return predict_probs(model, inputs), TORCH_HEAD
 
 

@@ -57,7 +57,7 @@ def trained_on(
         "mode": study.spec.mode,
         "labels": teacher.job_id,
         "method": method.name,
-        "train": study.train_config(model, seed, method).__dict__,
+        "train": study.train_config(model, seed, method).key(),
         **_method_key(method),
     }
     if stage == "bootstrap":
