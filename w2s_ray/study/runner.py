@@ -11,6 +11,7 @@ import ray
 import yaml
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from analysis.schema import DATA_COUNTS_SCHEMA
@@ -277,7 +278,8 @@ def _run_study(
     done = settled(every_job, {job.job_id for job in every_job if store.is_done(job.job_id)})
     for job_id in done:
         progress.set(job_id, "done")
-    tracking = Tracking(spec, store, every_job, lambda line: console.print(f"[yellow]{line}"))
+    warn = lambda line: console.print(f"[yellow]{escape(line)}")  # noqa: E731
+    tracking = Tracking(spec, store, every_job, warn)
     with (
         Heartbeat(store, address, cluster),
         tracking,  # left after the live table: what it could not send is said below it
