@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from w2s_ray.errors import UserError
@@ -360,7 +361,8 @@ def main() -> None:
     except UserError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        # escaped: a fix such as `pip install 'w2s-ray[wandb]'` is not rich markup
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(2)
 
 

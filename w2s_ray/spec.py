@@ -334,6 +334,55 @@ class InferenceSpec(_Strict):
     backend: str = "auto"  # auto | vllm | transformers (see `w2s-ray list backends`)
 
 
+def _tracking_uri(uri: str) -> str:
+    # credentials belong in MLflow's environment variables, never in study.yaml (saved in
+    # the study directory); a local store is made absolute like every path of the study
+    _, sep, rest = uri.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        raise ValueError(
+            "the URI holds credentials — remove them and set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment instead"
+        )
+    if uri.startswith("file:"):
+        return Path(_absolute(uri.removeprefix("file:").removeprefix("//"))).as_uri()
+    return uri if sep or ":" in uri.split("/", 1)[0] else Path(_absolute(uri)).as_uri()
+
+
+class WandbSpec(_Strict):
+    """A Weights & Biases project; `offline` keeps the runs on disk for `wandb sync`. The API
+    key comes from `wandb login` or WANDB_API_KEY, never from the study file."""
+
+    project: str = Field(min_length=1)
+    entity: str | None = Field(default=None, min_length=1)
+    mode: Literal["online", "offline"] = "online"
+
+
+class TrackingSpec(_Strict):
+    """Where each finished job's config, per-epoch losses and results are also sent (see
+    w2s_ray.study.tracking); every key is optional and tracking changes no number.
+
+    `mlflow`: a tracking URI (`file:./mlruns`, `http://host:5000`); `experiment`: the MLflow
+    experiment (default: the study's name; also the W&B group); `wandb`: a project;
+    `tensorboard`: true (event files in `<study dir>/tensorboard`) or a directory.
+    """
+
+    mlflow: Annotated[str, Field(min_length=1), AfterValidator(_tracking_uri)] | None = None
+    experiment: str | None = Field(default=None, min_length=1)
+    wandb: WandbSpec | None = None
+    tensorboard: bool | PathFromHere = False
+
+    @field_validator("tensorboard", mode="before")
+    @classmethod
+    def _true_or_directory(cls, value: Any) -> Any:
+        if not isinstance(value, (bool, str)):
+            raise ValueError("give true, false or a directory for the event files")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.mlflow or self.wandb or self.tensorboard)
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     datasets: list[DatasetEntry] = Field(min_length=1)
@@ -351,6 +400,7 @@ class StudySpec(_Strict):
     generative: GenerativeSpec = Field(default_factory=GenerativeSpec)
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     trust_remote_code: bool = False
 
     @field_validator("methods", mode="before")
@@ -406,7 +456,15 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-_UNION_BRANCHES = {"str", "LocalModel", "HubModel", "LocalDataset", "HubDataset", "MethodSpec"}
+_UNION_BRANCHES = {
+    "str",
+    "bool",
+    "LocalModel",
+    "HubModel",
+    "LocalDataset",
+    "HubDataset",
+    "MethodSpec",
+}
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -416,13 +474,15 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         "data": (DataSpec,),
         "generative": (GenerativeSpec,),
         "resources": (ResourcesSpec,),
+        "tracking": (TrackingSpec,),
+        "wandb": (WandbSpec,),
         "methods": (MethodSpec,),
         "weak_labels": (WeakLabelSpec,),
         "models": (LocalModel, HubModel),
         "datasets": (LocalDataset, HubDataset),
     }
     named = [p for p in loc[:-1] if isinstance(p, str) and p in models]
-    found = models[named[-1]] if named else (StudySpec,)
+    found = models[named[-1]] if named else (StudySpec,)  # the innermost: tracking.wandb
     return list(dict.fromkeys(f for model in found for f in model.model_fields))
 
 

@@ -19,6 +19,7 @@ from w2s_ray.models import ModelCard, find_model, local_card
 from w2s_ray.registry import suggest
 from w2s_ray.spec import HubDataset, HubModel, LocalDataset, LocalModel, MethodSpec, StudySpec
 from w2s_ray.study.inputs import hub_dataset_revision, hub_model_card, warn_unresolved
+from w2s_ray.study.tracking import check_packages
 from w2s_ray.train.loop import TrainConfig
 from w2s_ray.train.lora import LoraSettings
 from w2s_ray.train.losses import build_loss
@@ -176,6 +177,7 @@ def resolve(spec: StudySpec) -> Study:
     _check_lora(spec)
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
+    check_packages(spec.tracking)  # a tracker's missing package, before Ray starts
     warn_unresolved(cards, revisions)
     known = {name: rev for name, rev in revisions.items() if rev is not None}
     study = Study(spec, cards, _pairs(spec, cards), _answer_tasks(spec, cards), known)

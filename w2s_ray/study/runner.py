@@ -11,6 +11,7 @@ import ray
 import yaml
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from analysis.schema import DATA_COUNTS_SCHEMA
@@ -25,6 +26,7 @@ from w2s_ray.study.scheduler import Node
 from w2s_ray.study.scheduling import schedule
 from w2s_ray.study.sharding import settled, shard_record
 from w2s_ray.study.store import StudyStore, results_frame
+from w2s_ray.study.tracking import Tracking, check_destinations
 from w2s_ray.study.writes import (
     StudyWriteError,
     check_writable,
@@ -199,13 +201,15 @@ def check_study_dir(store: StudyStore, spec: StudySpec) -> None:
 
 
 def _same_spec(existing: bytes, spec: StudySpec) -> bool:
-    """Equal but for `resources:` (how jobs share devices changes no number, so a resumed
-    study may pack differently, e.g. on another cluster)."""
+    """Equal but for `resources:` and `tracking:` (how jobs share devices, and where their
+    metrics are also sent, change no number: a resumed study may pack differently, e.g. on
+    another cluster, and may start or stop tracking)."""
     try:
         before = parse_spec(yaml.safe_load(existing.decode()))
     except (UserError, yaml.YAMLError, UnicodeDecodeError):
         return False
-    return before.model_copy(update={"resources": spec.resources}) == spec
+    ignored = {"resources": spec.resources, "tracking": spec.tracking}
+    return before.model_copy(update=ignored) == spec
 
 
 def check_not_running(store: StudyStore) -> None:
@@ -250,6 +254,7 @@ def _run_study(
     check_study_dir(store, spec)
     check_not_running(store)
     check_writable(store)  # a read-only or full directory is refused before any compute
+    check_destinations(spec.tracking, store)
     from w2s_ray.study.job_task import StudyExecutor
     from w2s_ray.study.ray_session import start_ray
     from w2s_ray.study.scheduler import Scheduler
@@ -273,11 +278,15 @@ def _run_study(
     done = settled(every_job, {job.job_id for job in every_job if store.is_done(job.job_id)})
     for job_id in done:
         progress.set(job_id, "done")
+    warn = lambda line: console.print(f"[yellow]{escape(line)}")  # noqa: E731
+    tracking = Tracking(spec, store, every_job, warn)
     with (
         Heartbeat(store, address, cluster),
+        tracking,  # left after the live table: what it could not send is said below it
         Live(progress, console=console, refresh_per_second=2, transient=False) as live,
     ):
-        scheduler = Scheduler(nodes, executor, done=done, on_event=progress.set)
+        tracking.catch_up(done)  # jobs that finished while no driver was tracking
+        scheduler = Scheduler(nodes, executor, done=done, on_event=tracking.listen(progress.set))
         scheduler.run()
         live.refresh()
     for job_id, error in scheduler.failures.items():

@@ -17,6 +17,7 @@ from w2s_ray.infer.hf import pick_device
 from w2s_ray.infer.vllm_support import Task
 from w2s_ray.spec import MethodSpec
 from w2s_ray.study import artifacts, data_prep
+from w2s_ray.study.epochs import EpochLog
 from w2s_ray.study.faults import FaultReporter
 from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
@@ -197,13 +198,14 @@ def train_and_evaluate(
             )
             if parallel.rank == 0 and not store.exists(checkpoint):
                 best.reset()
+        reporter = FaultReporter(store, job.stage)
         fit(
             model,
             train_inputs,
             fit_targets,
             cfg,
             checkpointer,
-            FaultReporter(store, job.stage),
+            EpochLog(store, job.job_id, tag, reporter) if parallel.rank == 0 else reporter,
             shard=(parallel.rank, parallel.world),
             state_access=parallel.state,
             on_epoch_end=best,
