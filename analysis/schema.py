@@ -63,6 +63,9 @@ RESULT_COLUMNS: dict[str, Any] = {
     # is also the method's suffix, `_r2`); null for methods without rounds
     "round": pl.Int64,
     "method_spec": pl.String,  # what the method ran (loss, options, label processing), one line
+    # LoRA studies: the adapters every classifier fine-tune trained (rank, alpha, dropout,
+    # layers); null for full fine-tunes and probes
+    "lora": pl.String,
     # Students: training examples label processing removed, and labels whose hard class it
     # changed.
     "n_label_dropped": pl.Int64,

@@ -16,6 +16,8 @@ from w2s_ray.study.stages import stage_of
 from w2s_ray.study.store import StudyStore
 from w2s_ray.study.training import ALONE, Parallel
 
+LORA_STAGES = ("ground_truth", "bootstrap", "student")  # the stages that fine-tune classifiers
+
 
 def run_job(
     job: Job, study: Study, store: StudyStore, parallel: Parallel = ALONE
@@ -38,6 +40,7 @@ def run_job(
         method=method.row_name(round_) if method else job.method,
         round=round_,
         method_spec=method.describe(job.model) if method else None,
+        lora=_lora(job, study),
         mode=study.spec.mode,
         effective_compute=card.effective_compute,
         weak_effective_compute=weak_card.effective_compute if weak_card else None,
@@ -49,3 +52,11 @@ def run_job(
     )
     store.write_result(job.job_id, result)
     return result
+
+
+def _lora(job: Job, study: Study) -> str | None:
+    """The adapters a LoRA study's classifier fine-tunes trained (their rows say so)."""
+    lora = study.spec.train.lora
+    if lora is None or job.stage not in LORA_STAGES or job.dataset in study.answer_tasks:
+        return None
+    return lora.describe()

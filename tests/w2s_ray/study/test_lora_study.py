@@ -165,6 +165,14 @@ def test_a_tiny_lora_study_saves_adapters_that_label_and_resume(
     ]
     assert results["test_accuracy"].is_between(0, 1).all()
     assert results.filter(pl.col("stage") == "label")["backend"].to_list() == ["transformers"]
+    # the rows of what trained adapters say so (the label job only ran one)
+    by_stage = dict(results.group_by("stage").agg(pl.col("lora").unique()).rows())
+    assert by_stage["label"] == [None]
+    assert all(
+        v == ["rank=4,alpha=8,dropout=0,family default"]
+        for s, v in by_stage.items()
+        if s != "label"
+    )
     # every saved classifier is an adapter: LoRA tensors and the head, marked as such
     store = StudyStore(study_dir)
     files = sorted(study_dir.glob("jobs/*/model.safetensors"))
