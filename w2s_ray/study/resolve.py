@@ -102,11 +102,11 @@ class Study:
         top = self.cards[strong].effective_compute
         return all(self.cards[m].effective_compute < top for m in members if m != weak)
 
-    def ensemble_labelers(self) -> list[str]:
-        """Ladder models that label the student half: every pair's weak model and every
-        model a weak-label ensemble averages in."""
+    def ensemble_labelers(self, dataset: str) -> list[str]:
+        """Ladder models that label `dataset`'s student half: every pair's weak model and
+        every model one of its methods' weak-label ensembles averages in."""
         labelers = {w for w, _ in self.pairs}
-        for method in self.spec.methods:
+        for method in self.methods_for(dataset):
             if method.weak_labels is not None:
                 labelers.update(method.weak_labels.ensemble_models)
         return sorted(labelers)

@@ -196,3 +196,44 @@ def test_misfit_is_disagreement_with_the_labels_learned(ran_zoo):
     p1 = predict_probs(model, inputs)[:, 1]
     target = torch.tensor([labels[ex.id] for ex in pool])
     assert row["misfit"] == pytest.approx(float(((p1 > 0.5) != (target > 0.5)).float().mean()))
+
+
+def test_finetune_probes_read_features_planned_for_them_alone(tiny_ladder, toy_dataset):
+    methods = ["xent", {"name": "knn", "loss": "xent", "weak_labels": {"probe": "knn"}}]
+    spec = _spec(tiny_ladder, toy_dataset, mode="finetune", methods=methods)
+    stages = plan_jobs(resolve(parse_spec(spec)))
+    # the strong models' frozen features, for the probe only: no fine-tune waits on them
+    assert sorted(j.model for j in stages["features"]) == ["tiny-l", "tiny-m"]
+    features = {j.job_id for j in stages["features"]}
+    for stage in ("ground_truth", "label", "student"):
+        assert not any(set(j.deps) & features for j in stages[stage]), stage
+    assert {j.features for j in stages["relabel"]} == features
+    # the same features a probe-mode study computes (one cache entry for both)
+    probe = plan_jobs(resolve(parse_spec(_spec(tiny_ladder, toy_dataset, methods=methods))))
+    assert features <= {j.job_id for j in probe["features"]}
+
+
+def test_a_finetune_study_relabels_with_a_probe(tiny_ladder, toy_dataset, tmp_path, w2s_cache):
+    methods = [{"name": "knn", "loss": "xent", "weak_labels": {"probe": "knn", "k": 5}}]
+    spec = _spec(
+        tiny_ladder,
+        toy_dataset,
+        mode="finetune",
+        methods=methods,
+        pairs=[["tiny-s", "tiny-l"]],
+        train={"epochs": 1, "lr": 1e-3, "batch_size": 16, "max_length": 16},
+    )
+    study = resolve(parse_spec(spec))
+    store = StudyStore(tmp_path / "study")
+    stages = plan_jobs(study)
+    results = {j.job_id: run_job(j, study, store) for jobs in stages.values() for j in jobs}
+    (relabel,) = stages["relabel"]
+    (student,) = stages["student"]
+    assert student.labels == relabel.job_id
+    relabeled, weak = artifacts.load_labels(relabel.job_id), artifacts.load_labels(relabel.labels)
+    assert relabeled is not None and weak is not None
+    pool = splits_for(study, "toy", 0).student_train
+    assert any(abs(relabeled[ex.id] - weak[ex.id]) > 1e-3 for ex in pool)
+    row = results[student.job_id]
+    assert row["n_train"] == len(pool) and row["n_label_dropped"] == 0
+    assert row["n_label_flipped"] == results[relabel.job_id]["n_label_flipped"]

@@ -38,7 +38,7 @@ def plan(p: DatasetPlan) -> list[Job]:
     """Each weak model's labels per seed (and each weak-label ensemble member's)."""
     jobs = []
     for seed in p.study.spec.seeds:
-        for weak in p.study.ensemble_labelers():
+        for weak in p.study.ensemble_labelers(p.dataset):
             *shards, p.labels[weak, seed] = _labeled_by(p, p.ground_truth[weak, seed])
             jobs += [*shards, p.labels[weak, seed]]
         for (weak, member_seed_of, member), truth in p.member_truth.items():
