@@ -261,3 +261,18 @@ def test_epochs_of_several_models_stay_apart_and_a_rerun_epoch_keeps_its_last_re
         "fold1": {"train_loss": 0.5},
     }
     assert results[-1] == {"training_iteration": 2, "test_accuracy": 0.75}
+
+
+def test_wandb_offline_records_every_job_without_network(
+    ray_session, tiny_models, toy_dataset, tmp_path, monkeypatch
+):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    spec = parse_spec(_spec(tiny_models, toy_dataset, wandb={"project": "w2s", "mode": "offline"}))
+    study_dir = tmp_path / "study"
+    _run(spec, study_dir)
+    runs = sorted(study_dir.rglob("offline-run-*"))
+    assert len(runs) == len(_tracked_jobs(spec))  # one offline run per job, kept for `wandb sync`
+    for run in runs:
+        assert list(run.glob("*.wandb")), f"{run} holds no run record"
