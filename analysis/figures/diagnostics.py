@@ -4,8 +4,10 @@ bound of Charikar, Pabbaraju & Shiragur (2024)."""
 
 from __future__ import annotations
 
+import matplotlib
 import polars as pl
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -18,7 +20,7 @@ def plot_diagnostics(table: pl.DataFrame, dataset: str) -> Figure:
     is the method, marker the weak → strong pair. Each point's gid is `method|weak → strong`."""
     frame = table.filter(pl.col("dataset") == dataset)
     methods = sorted(frame["method"].unique().to_list())
-    colours = palette(methods)
+    colours = _method_colours(methods)
     pairs = [
         f"{w} → {s}"
         for w, s in frame.select("weak_model", "strong_model")
@@ -26,7 +28,7 @@ def plot_diagnostics(table: pl.DataFrame, dataset: str) -> Figure:
         .iter_rows()
     ]
     markers = {pair: MARKERS[i % len(MARKERS)] for i, pair in enumerate(pairs)}
-    fig = Figure(figsize=(11.0, 4.5), layout="constrained")
+    fig = Figure(figsize=(12.5, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     for row in frame.iter_rows(named=True):
         pair = f"{row['weak_model']} → {row['strong_model']}"
@@ -50,34 +52,46 @@ def plot_diagnostics(table: pl.DataFrame, dataset: str) -> Figure:
         "Brier gain (weak − student, test)",
         f"{dataset}: Brier gain vs squared misfit",
     )
-    left.legend(
+    # outside the axes: a zoo of methods would cover the points
+    fig.legend(
         handles=[
             Line2D([], [], color=colours[m], marker="o", linestyle="", label=m) for m in methods
         ],
         fontsize="small",
-        loc="best",
+        loc="outside right upper",
         title="method",
         title_fontsize="small",
     )
-    right.legend(
+    fig.legend(
         handles=[
             Line2D([], [], color="grey", marker=markers[p], linestyle="", label=p) for p in pairs
         ]
         + [Line2D([], [], color="black", linestyle="--", label="y = x (theory's bound)")],
         fontsize="small",
-        loc="best",
+        loc="outside right lower",
         title="weak → strong",
         title_fontsize="small",
     )
     return fig
 
 
+def _method_colours(methods: list[str]) -> dict[str, str]:
+    """Distinct hues for up to 20 methods (points of neighbouring methods sit side by side);
+    the study palette beyond that."""
+    if len(methods) > 20:
+        return palette(methods)
+    cmap = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
+    return {m: to_hex(cmap(i)) for i, m in enumerate(methods)}
+
+
 def _bound(ax: Axes) -> None:
-    """The line y = x across the points' range: above it, the gain exceeds the misfit."""
+    """The line y = x over the squared misfits' range (never negative): above it, the gain
+    exceeds the misfit."""
     xs = [x for coll in ax.collections for x, _ in coll.get_offsets()]
     ys = [y for coll in ax.collections for _, y in coll.get_offsets()]
-    low, high = min([0.0, *xs, *ys]), max([0.0, *xs, *ys]) or 1.0
-    ax.plot([low, high], [low, high], color="black", linestyle="--", linewidth=1, gid=REFERENCE_GID)
+    high = max([0.0, *xs, *ys]) or 1.0
+    ax.plot([0.0, high], [0.0, high], color="black", linestyle="--", linewidth=1, gid=REFERENCE_GID)
+    ax.set_xlim(-0.03 * high, 1.05 * high)
     if not xs:
         ax.text(0.5, 0.5, "no Brier scores recorded", transform=ax.transAxes, ha="center")
 
