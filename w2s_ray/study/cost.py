@@ -67,6 +67,9 @@ TRAIN_BYTES_PER_PARAM = 16  # fp32 weights + gradients + two Adam moments
 FROZEN_BYTES_PER_PARAM = 4  # a LoRA fine-tune's frozen weights, fp32 at most
 LORA_WIDTHS = 24  # in+out widths (in hidden sizes) of a block's adapted layers: q,k,v,o + MLP
 ACTIVATION_BYTES = 55.0  # per layer × hidden × token of a training batch (fitted)
+# Activation checkpointing keeps each block's input (fp32 at most) and, in the backward
+# pass, one block's activations at a time (an assumption, not fitted)
+CHECKPOINT_BYTES = 4.0  # per layer × hidden × token
 INFER_LAYERS_LIVE = 2  # a forward keeps about two layers' activations at once
 HEAD_SECONDS = 0.5  # a probe head or a label lookup on cached features (measured on CPU)
 STARTUP_SECONDS = 2.0  # a task's process, imports and tokenizer (the bench's 0.4-1.3 s + 1)
@@ -106,16 +109,25 @@ def lora_params(card: ModelCard, rank: int) -> int:
     return rank * LORA_WIDTHS * layers * hidden
 
 
-def training_bytes(card: ModelCard, batch: int, tokens: int, lora_rank: int | None = None) -> float:
+def training_bytes(
+    card: ModelCard,
+    batch: int,
+    tokens: int,
+    lora_rank: int | None = None,
+    checkpointed: bool = False,
+) -> float:
     """Peak GPU memory of a fine-tune step on `batch` texts of `tokens` tokens; with LoRA
-    only the adapters carry gradients and optimizer state."""
+    only the adapters carry gradients and optimizer state; with activation checkpointing
+    only the blocks' inputs and one block's activations are held."""
     layers, hidden = model_shape(card)
     if lora_rank is None:
         weights = TRAIN_BYTES_PER_PARAM * card.params
     else:
         adapters = lora_params(card, lora_rank)
         weights = FROZEN_BYTES_PER_PARAM * card.params + TRAIN_BYTES_PER_PARAM * adapters
-    return weights + ACTIVATION_BYTES * layers * hidden * batch * tokens
+    per_layer = CHECKPOINT_BYTES if checkpointed else ACTIVATION_BYTES
+    held = per_layer * layers + (ACTIVATION_BYTES if checkpointed else 0.0)
+    return weights + held * hidden * batch * tokens
 
 
 def forward_bytes(card: ModelCard, batch: int, tokens: int, weight_bytes: int) -> float:
@@ -136,7 +148,7 @@ def work_of(job: Job, study: Study) -> Work:
 
 def _pass_bytes(card: ModelCard, step: Train | Forward, length: int) -> float:
     if isinstance(step, Train):
-        return training_bytes(card, step.batch, length, step.lora_rank)
+        return training_bytes(card, step.batch, length, step.lora_rank, step.checkpointed)
     batch = PROMPT_BATCH if step.kind == "prompt" else INFER_BATCH
     weight_bytes = 4 if step.kind == "label" else 2  # a fine-tuned classifier stays fp32
     return forward_bytes(card, batch, step.tokens or length, weight_bytes)
@@ -152,7 +164,7 @@ def gpu_memory_bytes(job: Job, study: Study) -> float:
 
 # ---- seconds -----------------------------------------------------------------------------
 def _batches_seconds(
-    card: ModelCard, rate: Rate, batches: float, batch: int, tokens: float, flops_per_token: int
+    card: ModelCard, rate: Rate, batches: float, batch: int, tokens: float, flops_per_token: float
 ) -> float:
     layers, _ = model_shape(card)
     flops = flops_per_token * card.params * batch * tokens
@@ -160,17 +172,17 @@ def _batches_seconds(
 
 
 def train_step_seconds(
-    card: ModelCard, device: str, batch: int, tokens: float, lora: bool = False
+    card: ModelCard, device: str, batch: int, tokens: float, flops_per_token: float = 6.0
 ) -> float:
-    """One fine-tuning step on `batch` texts padded to `tokens` ("gpu" or "cpu")."""
-    flops = 4 if lora else 6  # LoRA: forward and input gradients, no weight gradients
-    return _batches_seconds(card, RATES[device, "train"], 1, batch, tokens, flops)
+    """One fine-tuning step on `batch` texts padded to `tokens` ("gpu" or "cpu"), at
+    `flops_per_token` × params (Train.flops_per_param_token: 6 for a full fine-tune)."""
+    return _batches_seconds(card, RATES[device, "train"], 1, batch, tokens, flops_per_token)
 
 
 def _train_seconds(card: ModelCard, device: str, step: Train, length: int) -> float:
     steps = math.ceil(step.examples / step.batch) * step.epochs
-    lora = step.lora_rank is not None
-    return steps * train_step_seconds(card, device, step.batch, TRAIN_FILL * length, lora)
+    flops = step.flops_per_param_token
+    return steps * train_step_seconds(card, device, step.batch, TRAIN_FILL * length, flops)
 
 
 def _forward_seconds(card: ModelCard, device: str, kind: str, n: int, length: int) -> float:

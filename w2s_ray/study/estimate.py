@@ -34,13 +34,14 @@ class JobCost:
 
 def job_flops(job: Job, study: Study) -> float:
     """2·N per token forward, 6·N per token trained (4·N with LoRA: no weight gradients of
-    the frozen layers), over what the job's stage does."""
+    the frozen layers; 2·N more with activation checkpointing), over what the job's stage
+    does."""
     card = study.cards[job.model]
     length = study.max_length(job.dataset)
     flops = 0.0
     for step in work_of(job, study).passes:
         if isinstance(step, Train):
-            per_token = 6.0 if step.lora_rank is None else 4.0
+            per_token = step.flops_per_param_token
             flops += per_token * card.params * length * step.examples * step.epochs
         else:
             flops += 2.0 * card.params * (step.tokens or length) * step.examples

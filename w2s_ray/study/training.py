@@ -23,6 +23,7 @@ from w2s_ray.study.graph import Job
 from w2s_ray.study.resolve import Study
 from w2s_ray.study.selection import BestEpoch, held_out
 from w2s_ray.study.store import StudyStore
+from w2s_ray.train.checkpointing import checkpoint_blocks
 from w2s_ray.train.inputs import FeatureInputs, Inputs, TokenInputs
 from w2s_ray.train.loop import fit, predict_probs
 from w2s_ray.train.lora import adapter_metadata, add_adapters, load_classifier
@@ -104,6 +105,8 @@ def classifier_for(study: Study, job: Job, inputs: Inputs) -> nn.Module:
     else:
         trust = study.spec.trust_remote_code
         backbone = load_backbone(model_path(study, job), trust_remote_code=trust)[0]
+        if study.spec.resources.activation_checkpointing:  # memory for compute, same numbers
+            checkpoint_blocks(backbone)
         if study.lora is not None:  # frozen, with adapters; the head trains either way
             backbone = add_adapters(backbone, study.lora)
         model = FinetuneClassifier(backbone, study.cards[job.model].pooling)

@@ -23,6 +23,13 @@ class Train:
     batch: int
     language_model: bool = False  # logits over the vocabulary, one process (no Ray Train)
     lora_rank: int | None = None  # LoRA adapters of this rank on a frozen backbone
+    checkpointed: bool = False  # activations recomputed in the backward pass
+
+    @property
+    def flops_per_param_token(self) -> float:
+        """2 forward + 2 input gradients + 2 weight gradients (none for LoRA's frozen
+        weights), + 2 for the forward a checkpointed block recomputes."""
+        return (6.0 if self.lora_rank is None else 4.0) + (2.0 if self.checkpointed else 0.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,6 @@ def trained_and_scored(job: Job, study: Study, train: int, scored: int) -> Work:
         fine_tune = Train(train, cfg.epochs, cfg.batch_size, language_model=True)
         return Work((fine_tune, Forward("answer", scored)))
     rank = cfg.lora.rank if cfg.lora is not None else None
-    return Work(
-        (Train(train, cfg.epochs, cfg.batch_size, lora_rank=rank), Forward("label", scored))
-    )
+    checkpointed = study.spec.resources.activation_checkpointing
+    fine_tune = Train(train, cfg.epochs, cfg.batch_size, lora_rank=rank, checkpointed=checkpointed)
+    return Work((fine_tune, Forward("label", scored)))

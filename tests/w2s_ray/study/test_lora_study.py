@@ -213,3 +213,32 @@ def test_two_ddp_workers_train_the_same_adapters_as_one(
         assert a.keys() == b.keys() and all("lora_" in k or k.startswith("head.") for k in a)
         for name in a:
             torch.testing.assert_close(b[name], a[name], atol=2e-4, rtol=1e-3)
+
+
+def test_activation_checkpointing_changes_no_number(
+    tiny_decoders, toy_dataset, tmp_path, monkeypatch
+):
+    """A LoRA ceiling trained with and without checkpointed blocks: same id, same weights,
+    same test accuracy (the job runs in-process, as a Ray task would run it)."""
+    from w2s_ray.study import training
+    from w2s_ray.study.execute import run_job
+
+    wrapped: list[int] = []
+    real = training.checkpoint_blocks
+    monkeypatch.setattr(training, "checkpoint_blocks", lambda b: wrapped.append(real(b)))
+    outcomes = []
+    for checkpointed in (False, True):
+        spec = _tiny_spec(tiny_decoders, toy_dataset)
+        spec["resources"] = {"activation_checkpointing": checkpointed}
+        study = resolve(parse_spec(spec))
+        job = next(j for j in plan_jobs(study)["ground_truth"] if j.model == "tiny-llama")
+        store = StudyStore(tmp_path / f"study-{checkpointed}")
+        result = run_job(job, study, store)
+        weights = tmp_path / f"study-{checkpointed}" / "jobs" / job.job_id / "model.safetensors"
+        outcomes.append((job.job_id, result["test_accuracy"], load_file(weights)))
+    assert wrapped and set(wrapped) == {2}  # only the second run's models, 2 blocks each
+    (plain_id, plain_acc, plain_w), (ckpt_id, ckpt_acc, ckpt_w) = outcomes
+    assert plain_id == ckpt_id and plain_acc == ckpt_acc
+    assert plain_w.keys() == ckpt_w.keys()
+    for name, tensor in plain_w.items():
+        torch.testing.assert_close(ckpt_w[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
