@@ -172,9 +172,8 @@ def train_and_evaluate(
     info["n_dropped_conflicting"] = len(fit_examples) - len(keep)
     if len(keep) < len(fit_examples):
         fit_examples, fit_targets = [fit_examples[i] for i in keep], fit_targets[keep]
-    info["n_cut"] = data_prep.count_cut(
-        study, job.dataset, tokenizer, [ex.text for ex in train + evaluate]
-    )
+    seen = {ex.id: ex.text for ex in train + evaluate}  # a student also scores its train half
+    info["n_cut"] = data_prep.count_cut(study, job.dataset, tokenizer, list(seen.values()))
     weights_file = store.job_file(job.job_id, f"model{tag}.safetensors")
     # every worker of a multi-worker fine-tune must train, or the others wait for ever
     weights = saved_weights(store, weights_file) if parallel.world == 1 else None

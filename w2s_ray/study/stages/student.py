@@ -1,5 +1,6 @@
-"""Every weak < strong pair × method: the strong model learns the weak labels (or the last
-bootstrap rung's) and is scored on the ground truth of the test set."""
+"""Every weak < strong pair × method: the strong model learns the weak labels (the last
+bootstrap rung's, processed ones, or the previous round's) and is scored on the ground truth
+of the test set, and on the examples it learned from (misfit, the next round's labels)."""
 
 from __future__ import annotations
 
