@@ -50,6 +50,19 @@ class WeakLabelSpec(Strict):
             or self.drop_least_confident > 0
         )
 
+    def label(self) -> str:
+        """A few words naming the processing, for job titles and the plan."""
+        parts = []
+        if self.ensemble_seeds > 1:
+            parts.append(f"{self.ensemble_seeds}-seed ensemble")
+        if self.ensemble_models:
+            parts.append(f"ensemble with {'+'.join(self.ensemble_models)}")
+        if self.probe is not None:
+            parts.append(f"{self.probe} {self.probe_use}")
+        if self.drop_least_confident > 0:
+            parts.append(f"{self.drop_least_confident:g} least confident dropped")
+        return ", ".join(parts)
+
     def identity(self) -> dict[str, Any]:
         """What changes the processed labels (unused options of a switch left out)."""
         key: dict[str, Any] = {}

@@ -50,9 +50,10 @@ def plan(p: DatasetPlan) -> list[Job]:
             job_id(NAME, key),
             NAME,
             p.dataset,
-            strong,
+            strong if features is not None else weak,  # the model whose features it reads
             seed,
             weak_model=weak,
+            method=spec.label(),  # not a method's name: what was done to the labels
             key=key,
             labels=teacher.job_id,
             features=features,
