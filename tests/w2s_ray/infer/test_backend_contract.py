@@ -18,6 +18,13 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from w2s_ray.infer.backend import ClassifierRef, get_backend, vllm_usable
 from w2s_ray.infer.prompts import SENTIMENT, Demonstration, encode_for_scoring
+from w2s_ray.train.lora import (
+    LoraSettings,
+    adapter_metadata,
+    add_adapters,
+    full_weights,
+    trainable_state,
+)
 from w2s_ray.train.model import FinetuneClassifier, load_backbone_tokenizer, pool_hidden
 
 BACKENDS = [
@@ -154,6 +161,30 @@ def test_label_gives_the_classifier_probabilities(backend, backbone):
             [torch.softmax(model(**_ids_and_mask(tokenizer, t)), -1) for t in TEXTS]
         )
     assert (expected[:, 1] - 0.5).abs().max() > 0.05  # a classifier that says something
+    torch.testing.assert_close(probs, expected, atol=VALUE_TOLERANCE, rtol=0)
+
+
+def test_label_from_a_lora_adapter_file(backend, backbone):
+    """A LoRA classifier's weights file holds adapters and head only; merged into its base
+    (as the label stage does) it labels as the adapted model itself does."""
+    folder, pooling = backbone
+    torch.manual_seed(0)
+    adapted = add_adapters(AutoModel.from_pretrained(folder), LoraSettings(rank=4, alpha=8))
+    model = FinetuneClassifier(adapted, pooling).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:  # zero at the start: move it so the adapters say something
+                param.add_(0.05 * torch.randn_like(param))
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+    adapter_file = save(trainable_state(model), adapter_metadata(model))
+    ref = ClassifierRef(folder, pooling, full_weights(adapter_file, folder, pooling))
+    probs = backend.label(ref, TEXTS, max_length=32)
+    tokenizer = load_backbone_tokenizer(folder)
+    with torch.inference_mode():
+        expected = torch.cat(
+            [torch.softmax(model(**_ids_and_mask(tokenizer, t)), -1) for t in TEXTS]
+        )
+    assert (expected[:, 1] - 0.5).abs().max() > 0.05
     torch.testing.assert_close(probs, expected, atol=VALUE_TOLERANCE, rtol=0)
 
 
