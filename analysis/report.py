@@ -1,8 +1,7 @@
 """Everything a study report says, computed once from the results table: PGR with intervals,
 the cross-dataset aggregate, fits, method comparisons, baselines, per-pair diagnostics (misfit,
 error overlap), what is missing or excluded and why, and what each dataset split held and lost
-to length limits. Rendering (Markdown,
-HTML) lives in `analysis.render`.
+to length limits. Rendering (Markdown, HTML) lives in `analysis.render`.
 """
 
 from __future__ import annotations
