@@ -15,7 +15,8 @@ import math
 
 import polars as pl
 
-PAIR_KEYS = ("dataset", "weak_model", "strong_model", "method")
+from analysis.pgr import PAIR_KEYS, PAIR_ORDER
+
 MEANS = (
     "misfit",
     "misfit_sq",
@@ -64,15 +65,7 @@ def diagnostics_table(pgr: pl.DataFrame) -> pl.DataFrame:
             pl.col("weak_effective_compute").max(),
             pl.col("strong_effective_compute").max(),
         )
-        .sort(
-            "dataset",
-            "weak_effective_compute",
-            "strong_effective_compute",
-            "weak_model",
-            "strong_model",
-            "method",
-            nulls_last=True,
-        )
+        .sort(*PAIR_ORDER, nulls_last=True)
     )
     return table.select([pl.col(n).cast(t) for n, t in DIAGNOSTICS_SCHEMA.items()])
 

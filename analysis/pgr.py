@@ -16,6 +16,15 @@ from analysis.schema import PGR_SCHEMA, RESULT_COLUMNS, conform
 GROUND_TRUTH_KEYS = ("dataset", "seed", "mode")
 
 PAIR_KEYS = ("dataset", "weak_model", "strong_model", "method")
+# How tables of pairs are read: by dataset, then up the ladder (weak, then strong compute)
+PAIR_ORDER = (
+    "dataset",
+    "weak_effective_compute",
+    "strong_effective_compute",
+    "weak_model",
+    "strong_model",
+    "method",
+)
 REASON_MISSING = "missing ground truth"
 REASON_NO_GAP = "ceiling <= weak"
 REASON_NO_STUDENT = "missing student accuracy"
@@ -141,16 +150,7 @@ def compute_pgr(results: pl.DataFrame) -> pl.DataFrame:
             _gap_recovered("auroc").alias("pgr_auroc"),
         )
         .select([pl.col(name).cast(dtype) for name, dtype in PGR_SCHEMA.items()])
-        .sort(
-            "dataset",
-            "weak_effective_compute",
-            "strong_effective_compute",
-            "weak_model",
-            "strong_model",
-            "method",
-            "seed",
-            nulls_last=True,
-        )
+        .sort(*PAIR_ORDER, "seed", nulls_last=True)
     )
 
 

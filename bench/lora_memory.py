@@ -20,22 +20,16 @@ import time
 from typing import Any
 
 import torch
+from finetune_throughput import PRESETS as THROUGHPUT_PRESETS
+from finetune_throughput import device
 
+# the throughput bench's published architectures, with a tiny model and the 7B student
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    **THROUGHPUT_PRESETS,
     "tiny-llama": (
         "llama",
         {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
          "num_key_value_heads": 1, "intermediate_size": 256, "vocab_size": 1000},
-    ),
-    "smollm2-135m": (
-        "llama",
-        {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
-         "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49152},
-    ),
-    "qwen2.5-0.5b": (
-        "qwen2",
-        {"hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14,
-         "num_key_value_heads": 2, "intermediate_size": 4864, "vocab_size": 151936},
     ),
     "qwen2.5-7b": (
         "qwen2",
@@ -43,10 +37,6 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
          "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064},
     ),
 }  # fmt: skip
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _sync(dev: torch.device) -> None:
@@ -91,7 +81,7 @@ def measure(
     from w2s_ray.train.model import FinetuneClassifier
     from w2s_ray.train.state import WholeState
 
-    dev = _device()
+    dev = device()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -138,7 +128,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="frozen base")
     parser.add_argument("--full", action="store_true", help="also a full fine-tune, to compare")
     args = parser.parse_args()
-    dev = _device()
+    dev = device()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     name = (
         torch.cuda.get_device_name()

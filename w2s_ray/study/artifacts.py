@@ -56,6 +56,15 @@ def load_features(job_id: str) -> tuple[dict[str, int], torch.Tensor] | None:
     return {ex_id: i for i, ex_id in enumerate(ids)}, features
 
 
+def required_features(job_id: str, ids: list[str]) -> torch.Tensor:
+    """The cached features of the examples `ids`, in that order, for a job that reads them."""
+    loaded = load_features(job_id)
+    if loaded is None:
+        raise RuntimeError(f"features {job_id} are missing; rerun the study to rebuild")
+    rows, features = loaded
+    return features[[rows[i] for i in ids]]
+
+
 def _write_frame(path: Path, frame: pl.DataFrame) -> None:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
@@ -94,6 +103,14 @@ def load_labels(job_id: str) -> dict[str, float] | None:
     if frame is None:
         return None
     return dict(zip(frame["id"].to_list(), frame["p1"].to_list(), strict=True))
+
+
+def required_labels(job_id: str) -> dict[str, float]:
+    """Labels a finished job left for the one reading them; gone, the study must rebuild them."""
+    labels = load_labels(job_id)
+    if labels is None:
+        raise RuntimeError(f"labels {job_id} are missing; rerun the study to rebuild")
+    return labels
 
 
 def answers_path(job_id: str) -> Path:

@@ -50,6 +50,8 @@ def run_job(
         title=job.title,
         inputs=job_record(study, job),  # the revisions and digests its numbers came from
     )
+    if "member" in job.key:  # an ensemble member's truth or labels: not a results row
+        result["member"] = job.key["member"]
     store.write_result(job.job_id, result)
     return result
 

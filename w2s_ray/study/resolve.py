@@ -174,7 +174,6 @@ def resolve(spec: StudySpec) -> Study:
             f"key 'methods[{generative[0]}].generative': generative fine-tuning changes the "
             "model's weights, which probe mode keeps frozen — set `mode: finetune`"
         )
-    _check_lora(spec)
     with _at("inference.backend"):
         BACKEND_NAMES.get(spec.inference.backend)
     check_packages(spec.tracking)  # a tracker's missing package, before Ray starts
@@ -189,12 +188,7 @@ def resolve(spec: StudySpec) -> Study:
             f"key 'methods[{generative[0]}].generative': no strong model of the study is a "
             "decoder (a language model to fine-tune) — add one, e.g. smollm2-135m or gpt2"
         )
-    if spec.train.lora is not None and study.answer_tasks:
-        raise UserError(
-            f"key 'train.lora': LoRA adapts classifier fine-tunes, and "
-            f"{', '.join(sorted(study.answer_tasks))} train(s) whole language models to write "
-            "answers — drop `train.lora` or those datasets"
-        )
+    _check_lora(study)
     too_big = _several_devices(cards, study.strong_decoders())
     if generative and too_big:
         raise UserError(
@@ -229,8 +223,9 @@ def _check_weak_labels(study: Study, method: MethodSpec, where: str) -> None:
         )
 
 
-def _check_lora(spec: StudySpec) -> None:
-    """LoRA adapts a backbone a fine-tune trains, replicated on each worker (DDP)."""
+def _check_lora(study: Study) -> None:
+    """LoRA adapts the backbone of a classifier fine-tune, replicated on each worker (DDP)."""
+    spec = study.spec
     if spec.train.lora is None:
         return
     if spec.mode != "finetune":
@@ -242,6 +237,12 @@ def _check_lora(spec: StudySpec) -> None:
         raise UserError(
             "key 'train.strategy': LoRA trains with DDP (a LoRA fine-tune of a 7B model fits "
             "one device) — set `strategy: ddp` or drop `train.lora`"
+        )
+    if study.answer_tasks:
+        raise UserError(
+            f"key 'train.lora': LoRA adapts classifier fine-tunes, and "
+            f"{', '.join(sorted(study.answer_tasks))} train(s) whole language models to write "
+            "answers — drop `train.lora` or those datasets"
         )
 
 

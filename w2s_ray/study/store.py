@@ -95,6 +95,15 @@ class StudyStore:
             stream.write(data)
 
     def append_text(self, rel: str, text: str) -> None:
+        """`text` added at the end of `rel`: on a local disk a true append, so a log of
+        thousands of lines is not written again for each (a crash may cut its last line:
+        readers skip a cut line); object stores cannot append, so there it is rewritten."""
+        if self.is_local:
+            path = Path(self.file_path(rel))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as handle:
+                handle.write(text)
+            return
         self.write_bytes(rel, (self.read_bytes(rel) or b"") + text.encode())
 
     def exists(self, rel: str) -> bool:

@@ -150,11 +150,7 @@ def read_ledger(store: StudyStore) -> set[tuple[str, str]]:
 
 def _record_sent(store: StudyStore, destination: str, job_id: str) -> None:
     line = json.dumps({"job_id": job_id, "to": destination, "at": round(time.time(), 3)})
-    if store.is_local:  # a real append: a study of thousands of jobs rewrites nothing
-        with open(store.file_path(LEDGER), "a") as ledger:
-            ledger.write(line + "\n")
-    else:
-        store.append_text(LEDGER, line + "\n")
+    store.append_text(LEDGER, line + "\n")
 
 
 class Tracking:

@@ -79,13 +79,8 @@ def backend(study: Study, model_path: str, task: Task) -> InferenceBackend:
 
 def inputs_for(study: Study, job: Job, examples: list[Example]) -> Inputs:
     if study.spec.mode == "probe":
-        feature_job = job.features
-        assert feature_job is not None, f"{job.title} has no features job"
-        loaded = artifacts.load_features(feature_job)
-        if loaded is None:
-            raise RuntimeError(f"features {feature_job} are missing; rerun the study to rebuild")
-        rows, features = loaded
-        return FeatureInputs(features[[rows[ex.id] for ex in examples]])
+        assert job.features is not None, f"{job.title} has no features job"
+        return FeatureInputs(artifacts.required_features(job.features, [ex.id for ex in examples]))
     tokenizer = data_prep.tokenizer_for(study, model_path(study, job))
     ids = data_prep.encode(study, job.dataset, tokenizer, [ex.text for ex in examples])
     return TokenInputs(ids, tokenizer.pad_token_id)

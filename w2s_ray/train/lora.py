@@ -19,6 +19,7 @@ from safetensors.torch import load, save
 from torch import nn
 
 from w2s_ray.errors import UserError
+from w2s_ray.train.model import FinetuneClassifier, load_backbone, unwrapped
 
 ADAPTER_FORMAT = "w2s-ray-lora-adapter"  # the `format` entry of an adapter file's metadata
 ALL_LINEAR = "all-linear"  # peft's shorthand: every linear layer of the backbone
@@ -99,19 +100,19 @@ def add_adapters(backbone: nn.Module, settings: LoraSettings) -> nn.Module:
 def is_adapted(model: nn.Module) -> bool:
     """Whether `model` (a classifier, or one in a DDP wrapper) carries LoRA adapters."""
     peft = sys.modules.get("peft")  # not imported: nothing can be adapted (probe heads)
-    inner = getattr(model, "module", model)
+    inner = unwrapped(model)
     return peft is not None and isinstance(getattr(inner, "backbone", None), peft.PeftModel)
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """What trains (adapters and head), by state-dict name: all an adapter file keeps."""
-    inner = getattr(model, "module", model)
+    inner = unwrapped(model)
     return {name: p.detach() for name, p in inner.named_parameters() if p.requires_grad}
 
 
 def load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Restore an adapted classifier's trained tensors; the frozen base stays as loaded."""
-    inner = getattr(model, "module", model)
+    inner = unwrapped(model)
     expected = set(trainable_state(inner))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -126,7 +127,7 @@ def load_classifier(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     if is_adapted(model):
         load_trainable(model, state)
     else:
-        getattr(model, "module", model).load_state_dict(state)
+        unwrapped(model).load_state_dict(state)
 
 
 def adapter_metadata(model: nn.Module) -> dict[str, str]:
@@ -134,7 +135,7 @@ def adapter_metadata(model: nn.Module) -> dict[str, str]:
     that the file is an adapter, and the LoRA settings with the layers actually adapted."""
     if not is_adapted(model):
         return {}
-    inner = getattr(model, "module", model)
+    inner = unwrapped(model)
     config = inner.backbone.peft_config["default"]
     settings = {
         "rank": config.r,
@@ -160,8 +161,6 @@ def full_weights(data: bytes, base: str, pooling: str, *, trust_remote_code: boo
     """A whole classifier's weights (safetensors bytes) from an adapter file and the base
     model it was trained on: adapters merged into their layers (peft merge_and_unload).
     A whole classifier's bytes come back unchanged."""
-    from w2s_ray.train.model import FinetuneClassifier, load_backbone
-
     settings = adapter_settings(data)
     if settings is None:
         return data

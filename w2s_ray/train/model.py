@@ -25,6 +25,11 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) ->
     raise ValueError(f"unknown pooling '{how}'")
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper; the model itself otherwise."""
+    return getattr(model, "module", model)
+
+
 def zero_head(in_features: int) -> nn.Linear:
     """Zero weights: the untrained classifier predicts 50/50, so early steps are unbiased."""
     head = nn.Linear(in_features, 2)

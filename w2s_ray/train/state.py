@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from w2s_ray.train.lora import is_adapted, load_classifier, trainable_state
+from w2s_ray.train.model import unwrapped
 
 
 class StateAccess(Protocol):
@@ -37,11 +38,6 @@ class StateAccess(Protocol):
     ) -> None: ...
 
     def any_rank(self, flag: bool) -> bool: ...
-
-
-def unwrapped(model: nn.Module) -> nn.Module:
-    """The model inside a DDP wrapper; the model itself otherwise."""
-    return getattr(model, "module", model)
 
 
 class WholeState:

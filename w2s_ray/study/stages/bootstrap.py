@@ -55,9 +55,7 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     splits = splits_for(study, job.dataset, job.seed or 0)
     pool = splits.student_train
     assert job.labels is not None
-    previous = artifacts.load_labels(job.labels)
-    if previous is None:
-        raise RuntimeError(f"labels {job.labels} are missing; rerun the study to rebuild")
+    previous = artifacts.required_labels(job.labels)
     folds = int(job.key["folds"])
     fold_of = assign_folds(pool, folds, job.seed or 0)
     fold_train = [[ex for ex in pool if fold_of[ex.id] != fold] for fold in range(folds)]

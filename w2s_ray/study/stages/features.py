@@ -24,9 +24,9 @@ def plan(p: DatasetPlan) -> list[Job]:
     in finetune mode, one per strong model whose weak labels a probe reads."""
     jobs = []
     probed = _probed_models(p)
+    probe_mode = p.study.spec.mode == "probe"
     for name, card in p.study.cards.items():
         key = {**card.identity(), "params": card.params, "pooling": card.pooling, **p.data_key}
-        probe_mode = p.study.spec.mode == "probe"
         if not probe_mode:
             p.model_key[name] = key
             if name not in probed:

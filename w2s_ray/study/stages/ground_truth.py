@@ -63,15 +63,12 @@ def plan(p: DatasetPlan) -> list[Job]:
 
 
 def _ensemble_size(p: DatasetPlan, model: str) -> int:
-    """How many times `model` trains on its half per seed: the largest `ensemble_seeds` of a
-    method whose pairs it supervises."""
-    sizes = [
-        m.weak_labels.ensemble_seeds
-        for m in p.study.methods_for(p.dataset)
-        if m.weak_labels is not None
-        if any(weak == model for weak, _ in p.study.pairs)
-    ]
-    return max(sizes, default=1)
+    """How many times `model` trains on its half per seed: once, or the largest
+    `ensemble_seeds` of the methods when it is the weak model of a pair."""
+    if not any(weak == model for weak, _ in p.study.pairs):
+        return 1
+    methods = p.study.methods_for(p.dataset)
+    return max((m.weak_labels.ensemble_seeds for m in methods if m.weak_labels), default=1)
 
 
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any] | None:
@@ -90,10 +87,7 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     # compare with the ceiling on exactly their examples
     artifacts.save_test_predictions(store, job.job_id, [ex.id for ex in splits.test], probs)
     counts = {k: info[k] for k in ("n_cut", "n_dropped_conflicting")}
-    result = {**metrics_of(probs, splits.test), **counts, "n_train": len(splits.weak_train)}
-    if "member" in job.key:  # an ensemble member: weak labels only, not a results row
-        result["member"] = job.key["member"]
-    return result
+    return {**metrics_of(probs, splits.test), **counts, "n_train": len(splits.weak_train)}
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:

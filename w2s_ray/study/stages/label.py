@@ -41,8 +41,8 @@ def plan(p: DatasetPlan) -> list[Job]:
         for weak in p.study.ensemble_labelers(p.dataset):
             *shards, p.labels[weak, seed] = _labeled_by(p, p.ground_truth[weak, seed])
             jobs += [*shards, p.labels[weak, seed]]
-        for (weak, member_seed_of, member), truth in p.member_truth.items():
-            if member_seed_of == seed:
+        for (weak, truth_seed, member), truth in p.member_truth.items():
+            if truth_seed == seed:
                 *shards, p.member_labels[weak, seed, member] = _labeled_by(p, truth)
                 jobs += [*shards, p.member_labels[weak, seed, member]]
     return jobs
@@ -101,7 +101,6 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
         "n_train": len(splits.student_train),
         "n_cut": n_cut(study, job, examples),
         "backend": artifacts.made_by(artifacts.labels_path(job.job_id)),
-        **({"member": job.key["member"]} if "member" in job.key else {}),
     }
 
 

@@ -73,27 +73,16 @@ def _spec(study: Study, job: Job) -> WeakLabelSpec:
     raise RuntimeError(f"{job.title}: no method of the study processes labels this way")
 
 
-def _labels(job_id: str) -> dict[str, float]:
-    labels = artifacts.load_labels(job_id)
-    if labels is None:
-        raise RuntimeError(f"labels {job_id} are missing; rerun the study to rebuild")
-    return labels
-
-
 def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[str, Any]:
     splits = splits_for(study, job.dataset, job.seed or 0)
     pool, test = splits.student_train, splits.test
     assert job.labels is not None
-    sources = [_labels(job.labels), *(_labels(m) for m in job.members)]
+    sources = [artifacts.required_labels(i) for i in (job.labels, *job.members)]
     pool_p1 = ensemble_mean([probs_of(s, pool)[:, 1] for s in sources])
     test_p1 = ensemble_mean([probs_of(s, test)[:, 1] for s in sources])
     features = None
     if job.features is not None:
-        loaded = artifacts.load_features(job.features)
-        if loaded is None:
-            raise RuntimeError(f"features {job.features} are missing; rerun the study to rebuild")
-        rows, table = loaded
-        features = table[[rows[ex.id] for ex in pool]]
+        features = artifacts.required_features(job.features, [ex.id for ex in pool])
     fold_of = assign_folds(pool, PROBE_FOLDS, job.seed or 0)
     processed = process(
         _spec(study, job),

@@ -55,7 +55,8 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     splits = splits_for(study, job.dataset, job.seed or 0)
     if job.dataset in study.answer_tasks:
         return answers.run_student(job, study, store, splits) if parallel.rank == 0 else None
-    soft = _labels(job.labels)
+    assert job.labels is not None
+    soft = artifacts.required_labels(job.labels)
     # a filtering relabel job keeps only some of the student half
     train = [ex for ex in splits.student_train if ex.id in soft]
     targets = probs_of(soft, train)
@@ -67,7 +68,9 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
     if _learns_next(job, study):  # the next round's labels: this student's predictions
         made_by = "transformers" if study.spec.mode == "finetune" else TORCH_HEAD
         artifacts.save_labels(job.job_id, [ex.id for ex in train + splits.test], probs, made_by)
-    weak = _labels(job.weak_labels) if job.weak_labels else soft
+    weak = soft  # the pair's own weak labels, read again only if the student learned others
+    if job.weak_labels is not None and job.weak_labels != job.labels:
+        weak = artifacts.required_labels(job.weak_labels)
     test_labels = torch.tensor([ex.label for ex in splits.test])
     flipped = (targets[:, 1] > 0.5) != (probs_of(weak, train)[:, 1] > 0.5)
     return {
@@ -86,14 +89,6 @@ def run(job: Job, study: Study, store: StudyStore, parallel: Parallel) -> dict[s
             test_labels,
         ),
     }
-
-
-def _labels(job_id: str | None) -> dict[str, float]:
-    assert job_id is not None
-    labels = artifacts.load_labels(job_id)
-    if labels is None:
-        raise RuntimeError(f"labels {job_id} are missing; rerun the study to rebuild")
-    return labels
 
 
 def outputs_intact(job: Job, study: Study, store: StudyStore, sees_cache: bool) -> bool:
